@@ -1,0 +1,14 @@
+// admit/admit.hpp - the whole core of admit: admission control for uploads.
+//
+// Standard library only. Integrations live in their own headers
+// (admit/fmt.hpp for fmt).
+#pragma once
+
+#include "admission.hpp"
+#include "config.hpp"
+#include "policy.hpp"
+#include "pool.hpp"
+#include "rejection.hpp"
+#include "reservation.hpp"
+#include "stats.hpp"
+#include "units.hpp"

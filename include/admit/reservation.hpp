@@ -1,0 +1,148 @@
+// admit/reservation.hpp - the RAII handle an admitted upload holds.
+//
+// A SlotReservation owns one slot and some bytes of a pool's budget from the
+// moment it is admitted until it is released, moved from or destroyed; its
+// destructor gives back exactly what it holds, once. It is move-only, does not
+// depend on the pool's policy type, and none of its operations throws or
+// allocates. The pool must outlive every reservation it hands out.
+#pragma once
+
+#include <cassert>
+#include <cstdint>
+#include <optional>
+#include <utility>
+
+#include "detail/pool_core.hpp"
+#include "rejection.hpp"
+
+namespace admit {
+
+/// The answer of SlotReservation::try_grow: converts to true when the
+/// reservation grew; otherwise error() says why, with the pool's figures.
+class [[nodiscard]] GrowResult {
+ public:
+  constexpr GrowResult() noexcept = default;
+  constexpr explicit GrowResult(const Rejection& refused) noexcept : refused_{refused} {}
+
+  constexpr explicit operator bool() const noexcept { return !refused_.has_value(); }
+  [[nodiscard]] constexpr bool grown() const noexcept { return !refused_.has_value(); }
+
+  /// Precondition: !grown().
+  [[nodiscard]] constexpr const Rejection& error() const noexcept {
+    assert(refused_.has_value() && "admit: GrowResult::error() on a grown result");
+    return *refused_;
+  }
+
+ private:
+  std::optional<Rejection> refused_;
+};
+
+namespace detail {
+struct ReservationAccess;
+}
+
+class [[nodiscard]] SlotReservation {
+ public:
+  /// An empty reservation: holds nothing, converts to false.
+  SlotReservation() noexcept = default;
+
+  SlotReservation(SlotReservation&& other) noexcept
+      : core_{std::exchange(other.core_, nullptr)},
+        bytes_{std::exchange(other.bytes_, 0)},
+        declared_size_{std::exchange(other.declared_size_, 0)},
+        slot_{std::exchange(other.slot_, 0)} {}
+
+  /// Releases what this reservation held, then takes over `other`'s.
+  SlotReservation& operator=(SlotReservation&& other) noexcept {
+    if (this != &other) {
+      release();
+      core_ = std::exchange(other.core_, nullptr);
+      bytes_ = std::exchange(other.bytes_, 0);
+      declared_size_ = std::exchange(other.declared_size_, 0);
+      slot_ = std::exchange(other.slot_, 0);
+    }
+    return *this;
+  }
+
+  SlotReservation(const SlotReservation&) = delete;
+  SlotReservation& operator=(const SlotReservation&) = delete;
+
+  ~SlotReservation() { release(); }
+
+  /// True while this reservation holds a slot (even one with zero bytes).
+  explicit operator bool() const noexcept { return core_ != nullptr; }
+
+  /// Bytes held now: the policy's figure, plus grows, minus shrinks.
+  [[nodiscard]] std::uint64_t bytes() const noexcept { return bytes_; }
+
+  /// The upload size this reservation was admitted for.
+  [[nodiscard]] std::uint64_t declared_size() const noexcept { return declared_size_; }
+
+  /// This reservation's slot index, in [0, pool slots): unique among the
+  /// reservations held at the same time, so usable to index per-slot storage.
+  /// Meaningless (0) on an empty reservation.
+  [[nodiscard]] std::uint32_t slot() const noexcept { return slot_; }
+
+  /// Gives back the slot and every byte now; afterwards this reservation is
+  /// empty. Calling it again, or on an empty reservation, does nothing.
+  void release() noexcept {
+    if (core_ != nullptr) {
+      std::exchange(core_, nullptr)->release(slot_, std::exchange(bytes_, 0));
+      declared_size_ = 0;
+      slot_ = 0;
+    }
+  }
+
+  /// Takes `extra_bytes` more from the pool if they fit in what is free now.
+  /// Never takes the pool past its budget. Refused with Reason::too_large when
+  /// bytes() + extra_bytes exceeds the whole budget, with Reason::no_memory
+  /// when it does not fit now, and with Reason::closed on an empty reservation.
+  /// Growing by zero always succeeds on a held reservation.
+  GrowResult try_grow(std::uint64_t extra_bytes) noexcept {
+    if (core_ == nullptr) {
+      return GrowResult{Rejection{Reason::closed, 0, extra_bytes, 0, 0, 0, 0}};
+    }
+    if (extra_bytes == 0) return GrowResult{};
+    if (auto refused = core_->try_grow(bytes_, declared_size_, extra_bytes)) {
+      return GrowResult{*refused};
+    }
+    bytes_ += extra_bytes;
+    return GrowResult{};
+  }
+
+  /// Gives back min(fewer_bytes, bytes()) bytes at once, keeping the slot.
+  /// Returns how many bytes were given back.
+  std::uint64_t shrink(std::uint64_t fewer_bytes) noexcept {
+    if (core_ == nullptr) return 0;
+    const std::uint64_t given = fewer_bytes < bytes_ ? fewer_bytes : bytes_;
+    if (given != 0) {
+      bytes_ -= given;
+      core_->give_back(given);
+    }
+    return given;
+  }
+
+ private:
+  friend struct detail::ReservationAccess;
+
+  SlotReservation(detail::PoolCore& core, std::uint64_t bytes, std::uint64_t declared_size,
+                  std::uint32_t slot) noexcept
+      : core_{&core}, bytes_{bytes}, declared_size_{declared_size}, slot_{slot} {}
+
+  detail::PoolCore* core_ = nullptr;
+  std::uint64_t bytes_ = 0;
+  std::uint64_t declared_size_ = 0;
+  std::uint32_t slot_ = 0;
+};
+
+namespace detail {
+/// The one way to create a held reservation: only for the pool.
+struct ReservationAccess {
+  static SlotReservation adopt(PoolCore& core, std::uint64_t bytes, std::uint64_t declared_size,
+                               std::uint32_t slot) noexcept {
+    return SlotReservation{core, bytes, declared_size, slot};
+  }
+};
+}  // namespace detail
+
+}  // namespace admit
