@@ -1,0 +1,238 @@
+// Tests for admit/reservation.hpp: SlotReservation gives back exactly what it
+// holds, once, however it ends; try_grow and shrink keep the pool exact.
+#include <admit/pool.hpp>
+#include <admit/reservation.hpp>
+
+#include <cstdint>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "catch.hpp"
+
+using admit::FlatPolicy;
+using admit::MiB;
+using admit::PoolConfig;
+using admit::Reason;
+using admit::SlotPool;
+using admit::SlotReservation;
+
+namespace {
+
+// 100 MiB budget, 4 slots, bytes = declared size: figures are easy to read.
+struct Fixture {
+  SlotPool<FlatPolicy> pool{PoolConfig{.memory_budget = 100 * MiB, .slots = 4}, FlatPolicy{100}};
+
+  SlotReservation take(std::uint64_t bytes) { return std::move(pool.try_acquire(bytes)).value(); }
+  std::uint64_t bytes_in_use() const { return pool.stats().bytes_in_use; }
+  std::uint32_t slots_in_use() const { return pool.stats().slots_in_use; }
+};
+
+}  // namespace
+
+TEST_CASE("a reservation reports what it holds", "[reservation]") {
+  Fixture f;
+  const SlotReservation r = f.take(10 * MiB);
+  CHECK(static_cast<bool>(r));
+  CHECK(r.bytes() == 10 * MiB);
+  CHECK(r.declared_size() == 10 * MiB);
+  CHECK(r.slot() == 0);
+  CHECK(f.bytes_in_use() == 10 * MiB);
+  CHECK(f.slots_in_use() == 1);
+}
+
+TEST_CASE("the destructor gives back the slot and every byte", "[reservation]") {
+  Fixture f;
+  {
+    const SlotReservation r = f.take(10 * MiB);
+    CHECK(f.slots_in_use() == 1);
+  }
+  CHECK(f.bytes_in_use() == 0);
+  CHECK(f.slots_in_use() == 0);
+}
+
+TEST_CASE("release() gives back at once and is idempotent", "[reservation]") {
+  Fixture f;
+  SlotReservation r = f.take(10 * MiB);
+  SlotReservation other = f.take(5 * MiB);
+  r.release();
+  CHECK_FALSE(r);
+  CHECK(r.bytes() == 0);
+  CHECK(f.bytes_in_use() == 5 * MiB);
+  CHECK(f.slots_in_use() == 1);
+  r.release();  // a second release must not give back `other`'s share
+  CHECK(f.bytes_in_use() == 5 * MiB);
+  CHECK(f.slots_in_use() == 1);
+}
+
+TEST_CASE("a default-constructed reservation is empty and releases nothing", "[reservation]") {
+  Fixture f;
+  const SlotReservation held = f.take(MiB);
+  {
+    SlotReservation empty;
+    CHECK_FALSE(empty);
+    CHECK(empty.bytes() == 0);
+    CHECK(empty.shrink(1) == 0);
+    empty.release();
+  }
+  CHECK(f.bytes_in_use() == MiB);
+  CHECK(f.slots_in_use() == 1);
+}
+
+TEST_CASE("a moved-from reservation is empty and releases nothing", "[reservation]") {
+  Fixture f;
+  SlotReservation a = f.take(10 * MiB);
+  const std::uint32_t slot = a.slot();
+  SlotReservation b = std::move(a);
+  CHECK_FALSE(a);  // NOLINT(bugprone-use-after-move): that is the point
+  CHECK(a.bytes() == 0);
+  CHECK(a.declared_size() == 0);
+  CHECK(b.bytes() == 10 * MiB);
+  CHECK(b.slot() == slot);
+  a.release();
+  CHECK(f.bytes_in_use() == 10 * MiB);
+  CHECK(f.slots_in_use() == 1);
+  { SlotReservation c = std::move(b); }
+  CHECK(f.bytes_in_use() == 0);
+  CHECK(f.slots_in_use() == 0);
+}
+
+TEST_CASE("move assignment releases the target's old holding first", "[reservation]") {
+  Fixture f;
+  SlotReservation a = f.take(10 * MiB);
+  SlotReservation b = f.take(20 * MiB);
+  CHECK(f.bytes_in_use() == 30 * MiB);
+  b = std::move(a);
+  CHECK(b.bytes() == 10 * MiB);
+  CHECK(f.bytes_in_use() == 10 * MiB);
+  CHECK(f.slots_in_use() == 1);
+  // Self-move leaves it holding.
+  SlotReservation& alias = b;
+  b = std::move(alias);
+  CHECK(b.bytes() == 10 * MiB);
+  CHECK(f.bytes_in_use() == 10 * MiB);
+}
+
+TEST_CASE("a zero-byte reservation still holds a slot", "[reservation]") {
+  SlotPool pool{PoolConfig{.memory_budget = MiB, .slots = 1}, admit::FixedPolicy{0}};
+  SlotReservation r = std::move(pool.try_acquire(admit::GiB)).value();
+  CHECK(r);
+  CHECK(r.bytes() == 0);
+  CHECK(pool.stats().slots_in_use == 1);
+  CHECK(pool.try_acquire(1).error().reason == Reason::no_slot);
+  r.release();
+  CHECK(pool.stats().slots_in_use == 0);
+  CHECK(pool.try_acquire(1));
+}
+
+TEST_CASE("try_grow takes more only when it fits, never past the budget", "[reservation]") {
+  Fixture f;
+  SlotReservation r = f.take(30 * MiB);
+  SlotReservation other = f.take(50 * MiB);
+
+  SECTION("grows within what is free") {
+    const admit::GrowResult g = r.try_grow(20 * MiB);
+    CHECK(g);
+    CHECK(g.grown());
+    CHECK(r.bytes() == 50 * MiB);
+    CHECK(r.declared_size() == 30 * MiB);
+    CHECK(f.bytes_in_use() == 100 * MiB);
+    CHECK(f.pool.stats().peak_bytes_in_use == 100 * MiB);
+  }
+  SECTION("refused with no_memory and the figures when it does not fit now") {
+    const admit::GrowResult g = r.try_grow(20 * MiB + 1);
+    REQUIRE_FALSE(g);
+    const admit::Rejection& e = g.error();
+    CHECK(e.reason == Reason::no_memory);
+    CHECK(e.declared_size == 30 * MiB);
+    CHECK(e.needed_bytes == 20 * MiB + 1);
+    CHECK(e.available_bytes == 20 * MiB);
+    CHECK(e.memory_budget == 100 * MiB);
+    CHECK(e.slots_in_use == 2);
+    CHECK(e.slots == 4);
+    CHECK(r.bytes() == 30 * MiB);
+    CHECK(f.bytes_in_use() == 80 * MiB);
+  }
+  SECTION("refused with too_large when the reservation would exceed the whole budget") {
+    other.release();
+    const admit::GrowResult g = r.try_grow(70 * MiB + 1);
+    REQUIRE_FALSE(g);
+    CHECK(g.error().reason == Reason::too_large);
+    CHECK(g.error().available_bytes == 70 * MiB);
+    CHECK(r.try_grow(UINT64_MAX).error().reason == Reason::too_large);
+    CHECK(r.try_grow(70 * MiB));
+    CHECK(f.bytes_in_use() == 100 * MiB);
+  }
+  SECTION("growing by zero succeeds and changes nothing") {
+    CHECK(r.try_grow(0));
+    CHECK(r.bytes() == 30 * MiB);
+  }
+  SECTION("an empty reservation cannot grow") {
+    SlotReservation empty;
+    const admit::GrowResult g = empty.try_grow(1);
+    REQUIRE_FALSE(g);
+    CHECK(g.error().reason == Reason::closed);
+    CHECK(f.bytes_in_use() == 80 * MiB);
+  }
+  SECTION("grown bytes come back with the reservation") {
+    REQUIRE(r.try_grow(10 * MiB));
+    r.release();
+    CHECK(f.bytes_in_use() == 50 * MiB);
+  }
+  // Refused grows are answers to the caller, not refused admissions.
+  CHECK(f.pool.stats().rejected.total() == 0);
+}
+
+TEST_CASE("shrink gives bytes back at once and keeps the slot", "[reservation]") {
+  Fixture f;
+  SlotReservation r = f.take(60 * MiB);
+  SlotReservation other = f.take(40 * MiB);
+  CHECK(f.pool.try_acquire(10 * MiB).error().reason == Reason::no_memory);
+
+  CHECK(r.shrink(10 * MiB) == 10 * MiB);
+  CHECK(r.bytes() == 50 * MiB);
+  CHECK(r);
+  CHECK(f.bytes_in_use() == 90 * MiB);
+  CHECK(f.slots_in_use() == 2);
+  // The bytes are free for the next request immediately.
+  CHECK(f.pool.try_acquire(10 * MiB));
+
+  SECTION("shrinking by more than is held gives back what is held") {
+    CHECK(r.shrink(UINT64_MAX) == 50 * MiB);
+    CHECK(r.bytes() == 0);
+    CHECK(r);
+    CHECK(f.bytes_in_use() == 40 * MiB);
+    CHECK(f.slots_in_use() == 2);
+  }
+  SECTION("what was shrunk is not given back twice") {
+    r.release();
+    CHECK(f.bytes_in_use() == 40 * MiB);
+  }
+  SECTION("shrink(0) changes nothing") {
+    CHECK(r.shrink(0) == 0);
+    CHECK(f.bytes_in_use() == 90 * MiB);
+  }
+}
+
+TEST_CASE("a reservation released during stack unwinding gives everything back", "[reservation]") {
+  Fixture f;
+  try {
+    SlotReservation r = f.take(10 * MiB);
+    REQUIRE(r.try_grow(5 * MiB));
+    throw std::runtime_error("upload failed");
+  } catch (const std::runtime_error&) {
+  }
+  CHECK(f.bytes_in_use() == 0);
+  CHECK(f.slots_in_use() == 0);
+}
+
+TEST_CASE("SlotReservation does not depend on the policy", "[reservation]") {
+  SlotPool flat{PoolConfig{.memory_budget = MiB, .slots = 1}, FlatPolicy{10}};
+  SlotPool fixed{PoolConfig{.memory_budget = MiB, .slots = 1}, admit::FixedPolicy{7}};
+  SlotReservation r = std::move(flat.try_acquire(100)).value();
+  r = std::move(fixed.try_acquire(100)).value();  // one type for both pools
+  CHECK(r.bytes() == 7);
+  CHECK(flat.stats().slots_in_use == 0);
+  CHECK(fixed.stats().slots_in_use == 1);
+  STATIC_REQUIRE(sizeof(SlotReservation) <= 32);
+}
