@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# Installing admit's build dependencies on Debian; sourced by scripts/test and
+# scripts/demo.
+
+# admit_ensure_packages PACKAGE...
+#   Installs the Debian packages in the list that are not installed yet: one
+#   `apt-get update`, then one `apt-get install`. Uses sudo when not root. Does
+#   nothing when everything is installed, and only warns on a system without dpkg
+#   (the tools are then assumed to be there).
+admit_ensure_packages() {
+  if ! command -v dpkg >/dev/null 2>&1; then
+    echo "admit: no dpkg here; assuming these are installed: $*" >&2
+    return 0
+  fi
+
+  local package status missing=()
+  for package in "$@"; do
+    status=$(dpkg -s "$package" 2>/dev/null || true)
+    if [[ $status != *"Status: install ok installed"* ]]; then
+      missing+=("$package")
+    fi
+  done
+  ((${#missing[@]} == 0)) && return 0
+
+  local as_root=()
+  if ((EUID != 0)); then
+    if command -v sudo >/dev/null 2>&1; then
+      as_root=(sudo)
+    else
+      echo "admit: missing packages (${missing[*]}) and neither root nor sudo to install them" >&2
+      return 1
+    fi
+  fi
+
+  echo "admit: installing ${missing[*]}" >&2
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${missing[@]}"
+}
