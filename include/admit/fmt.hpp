@@ -1,0 +1,269 @@
+// admit/fmt.hpp - fmt formatters for admit's refusals and figures (needs fmt >= 9).
+//
+// The only admit header that includes fmt: link the admit::fmt target. It
+// provides
+//
+//   admit::ByteSize{n}  a byte count to print for humans, in binary units.
+//       Below 1 KiB, the exact count: "0 B", "512 B", "1023 B".
+//       From 1 KiB, the largest of KiB, MiB, GiB, TiB, PiB, EiB that is <= n,
+//       rounded to nearest (halves up) to three significant digits, trailing
+//       zeros trimmed: "1 KiB", "1.5 GiB", "2.36 GiB", "37 MiB", "241 MiB".
+//       The whole part is never rounded away: 1000 to 1023 units keep four
+//       digits ("1023 KiB"). A value that rounds up to 1024 units is printed
+//       in the next unit: 1 MiB - 1 byte is "1 MiB", never "1024 KiB".
+//       The largest value, UINT64_MAX (16 EiB - 1 byte), is "16 EiB".
+//       This is for people: a log that needs the exact figure prints the integer.
+//   Reason     its to_string name ("too_large"); takes string specs ("{:>10}").
+//   Rejection  one sentence with the figures (X = declared size, Y = needed
+//              bytes, F = available bytes, B = the budget, S = the slot count):
+//     too_large   "upload of X needs Y, more than the whole budget of B"
+//                 (a refused try_grow whose extra Y alone fits in B:
+//                  "upload of X needs Y more, which with what it holds exceeds
+//                   the whole budget of B")
+//     no_memory   "upload of X needs Y, F free of B, retry later"
+//     no_slot     "upload of X needs a slot, all S slots in use, retry later"
+//                 ("..., the only slot is in use, ..." when S is 1)
+//     queue_full  "upload of X needs Y: too many uploads already waiting, retry later"
+//     timeout     "upload of X needs Y: waited until the deadline, retry later"
+//     cancelled   "upload of X needs Y: the request was cancelled"
+//     closed      "upload of X needs Y: the server is shutting down"
+//                 (try_grow on an empty reservation, which reports closed with
+//                  no pool figures: "upload of X needs Y: the reservation holds
+//                  nothing (released or moved from)")
+//   Stats      one line:
+//     "bytes 52.4 MiB of 200 MiB in use (peak 120 MiB), slots 3 of 8 (peak 5),
+//      waiters 0, admitted 120, rejected 4 (too_large 1, no_slot 2, no_memory 1)"
+//     naming only the reasons with a nonzero count ("rejected 0" when none).
+//
+// ByteSize, Rejection and Stats have one fixed shape, so they accept only "{}":
+// any other spec throws fmt::format_error, as fmt does for a spec its own types
+// do not know (and is a compile error where fmt checks format strings at
+// compile time).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+#include <fmt/format.h>  // fmt::formatter, fmt::format_to, fmt::format_error
+
+#include "rejection.hpp"
+#include "stats.hpp"
+
+#if FMT_VERSION < 90000
+#error "admit/fmt.hpp needs fmt 9 or newer"
+#endif
+
+namespace admit {
+
+/// A byte count that prints as "241 MiB" (see the file comment for the rules).
+struct ByteSize {
+  std::uint64_t bytes = 0;
+
+  friend constexpr bool operator==(const ByteSize&, const ByteSize&) = default;
+};
+
+namespace detail {
+
+/// The text of a ByteSize. The longest is 8 characters ("1023 KiB").
+struct ByteSizeText {
+  std::array<char, 16> chars{};
+  std::size_t size = 0;
+
+  [[nodiscard]] constexpr std::string_view view() const noexcept { return {chars.data(), size}; }
+
+  constexpr void append(std::string_view text) noexcept {
+    for (const char c : text) chars[size++] = c;
+  }
+
+  /// Appends `value` in decimal with at least `min_digits` digits.
+  constexpr void append_decimal(std::uint64_t value, unsigned min_digits = 1) noexcept {
+    std::array<char, 20> digits{};
+    unsigned count = 0;
+    do {
+      digits[count++] = static_cast<char>('0' + value % 10);
+      value /= 10;
+    } while (value != 0 || count < min_digits);
+    while (count != 0) chars[size++] = digits[--count];
+  }
+};
+
+/// Formats `bytes` by the ByteSize rules, in integers only so that every
+/// std::uint64_t, including the largest, rounds exactly.
+[[nodiscard]] constexpr ByteSizeText format_byte_size(std::uint64_t bytes) noexcept {
+  constexpr std::array<std::string_view, 7> units{" B",   " KiB", " MiB", " GiB",
+                                                  " TiB", " PiB", " EiB"};
+  ByteSizeText text;
+  if (bytes < 1024) {
+    text.append_decimal(bytes);
+    text.append(units[0]);
+    return text;
+  }
+  // The largest unit <= bytes: 1024^unit, unit in 1..6 (2^64 is 16 EiB).
+  std::size_t unit = static_cast<std::size_t>(std::bit_width(bytes) - 1) / 10;
+  const unsigned shift = static_cast<unsigned>(10 * unit);
+  const std::uint64_t mask = (std::uint64_t{1} << shift) - 1;
+  const std::uint64_t whole = bytes >> shift;
+  unsigned decimals = whole < 10 ? 2 : whole < 100 ? 1 : 0;
+
+  // scaled = bytes / 1024^unit * 10^decimals, by long division one digit at a
+  // time: the remainder stays below 2^60, so remainder * 10 never overflows.
+  std::uint64_t scaled = whole;
+  std::uint64_t remainder = bytes & mask;
+  for (unsigned i = 0; i < decimals; ++i) {
+    remainder *= 10;
+    scaled = scaled * 10 + (remainder >> shift);
+    remainder &= mask;
+  }
+  if (remainder >= (mask >> 1) + 1) ++scaled;  // round half up
+
+  // Rounding may carry: 9.995 -> "10.00" (trimmed below), and with no
+  // decimals 1023.5 -> 1024, which reads better as 1 of the next unit. The
+  // next unit always exists there: in EiB the whole part is at most 15.
+  if (decimals == 0 && scaled == 1024) {
+    scaled = 1;
+    ++unit;
+  }
+
+  std::uint64_t ten_to_decimals = 1;
+  for (unsigned i = 0; i < decimals; ++i) ten_to_decimals *= 10;
+  std::uint64_t fraction = scaled % ten_to_decimals;
+  text.append_decimal(scaled / ten_to_decimals);
+  while (decimals != 0 && fraction % 10 == 0) {
+    fraction /= 10;
+    --decimals;
+  }
+  if (decimals != 0) {
+    text.append(".");
+    text.append_decimal(fraction, decimals);
+  }
+  text.append(units[unit]);
+  return text;
+}
+
+/// parse() for the formatters with one fixed shape. Ignoring a spec would
+/// silently drop the width or type the caller asked for, so it is refused, as
+/// fmt refuses a spec its own types do not know.
+struct EmptySpecFormatter {
+  template <class ParseContext>
+  constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
+    auto it = ctx.begin();
+    if (it != ctx.end() && *it != '}') {
+      throw fmt::format_error("admit: this type takes no format spec, use {}");
+    }
+    return it;
+  }
+};
+
+}  // namespace detail
+}  // namespace admit
+
+template <>
+struct fmt::formatter<admit::ByteSize> : admit::detail::EmptySpecFormatter {
+  template <class FormatContext>
+  auto format(const admit::ByteSize& size, FormatContext& ctx) const -> decltype(ctx.out()) {
+    const admit::detail::ByteSizeText text = admit::detail::format_byte_size(size.bytes);
+    return std::copy_n(text.chars.data(), text.size, ctx.out());
+  }
+};
+
+// Derives from the string_view formatter so that width, fill and alignment
+// work, for tables of reasons.
+template <>
+struct fmt::formatter<admit::Reason> : fmt::formatter<std::string_view> {
+  template <class FormatContext>
+  auto format(admit::Reason reason, FormatContext& ctx) const -> decltype(ctx.out()) {
+    return fmt::formatter<std::string_view>::format(admit::to_string(reason), ctx);
+  }
+};
+
+template <>
+struct fmt::formatter<admit::Rejection> : admit::detail::EmptySpecFormatter {
+  template <class FormatContext>
+  auto format(const admit::Rejection& r, FormatContext& ctx) const -> decltype(ctx.out()) {
+    using admit::ByteSize;
+    using admit::Reason;
+    const ByteSize declared{r.declared_size};
+    const ByteSize needed{r.needed_bytes};
+    const ByteSize budget{r.memory_budget};
+    switch (r.reason) {
+      case Reason::too_large:
+        // An admission is too large only when it alone exceeds the budget; a
+        // grow also when added to what the reservation holds, which the
+        // Rejection does not carry, so that case gets its own wording.
+        if (r.needed_bytes > r.memory_budget) {
+          return fmt::format_to(ctx.out(),
+                                "upload of {} needs {}, more than the whole budget of {}", declared,
+                                needed, budget);
+        }
+        return fmt::format_to(ctx.out(),
+                              "upload of {} needs {} more, which with what it holds exceeds the "
+                              "whole budget of {}",
+                              declared, needed, budget);
+      case Reason::no_memory:
+        return fmt::format_to(ctx.out(), "upload of {} needs {}, {} free of {}, retry later",
+                              declared, needed, ByteSize{r.available_bytes}, budget);
+      case Reason::no_slot:
+        if (r.slots == 1) {
+          return fmt::format_to(ctx.out(),
+                                "upload of {} needs a slot, the only slot is in use, retry later",
+                                declared);
+        }
+        return fmt::format_to(ctx.out(),
+                              "upload of {} needs a slot, all {} slots in use, retry later",
+                              declared, r.slots);
+      case Reason::queue_full:
+        return fmt::format_to(ctx.out(),
+                              "upload of {} needs {}: too many uploads already waiting, "
+                              "retry later",
+                              declared, needed);
+      case Reason::timeout:
+        return fmt::format_to(ctx.out(),
+                              "upload of {} needs {}: waited until the deadline, retry later",
+                              declared, needed);
+      case Reason::cancelled:
+        return fmt::format_to(ctx.out(), "upload of {} needs {}: the request was cancelled",
+                              declared, needed);
+      case Reason::closed:
+        // A pool always has at least one slot: no slots means the refusal came
+        // from an empty reservation's try_grow, not from a closing pool.
+        if (r.slots == 0) {
+          return fmt::format_to(ctx.out(),
+                                "upload of {} needs {}: the reservation holds nothing "
+                                "(released or moved from)",
+                                declared, needed);
+        }
+        return fmt::format_to(ctx.out(), "upload of {} needs {}: the server is shutting down",
+                              declared, needed);
+    }
+    return fmt::format_to(ctx.out(), "upload of {} needs {}: refused ({})", declared, needed,
+                          admit::to_string(r.reason));
+  }
+};
+
+template <>
+struct fmt::formatter<admit::Stats> : admit::detail::EmptySpecFormatter {
+  template <class FormatContext>
+  auto format(const admit::Stats& s, FormatContext& ctx) const -> decltype(ctx.out()) {
+    using admit::ByteSize;
+    auto out = fmt::format_to(ctx.out(),
+                              "bytes {} of {} in use (peak {}), slots {} of {} (peak {}), "
+                              "waiters {}, admitted {}, rejected {}",
+                              ByteSize{s.bytes_in_use}, ByteSize{s.memory_budget},
+                              ByteSize{s.peak_bytes_in_use}, s.slots_in_use, s.slots,
+                              s.peak_slots_in_use, s.waiters, s.admitted, s.rejected.total());
+    std::string_view separator = " (";
+    for (std::size_t i = 0; i < admit::reason_count; ++i) {
+      const auto reason = static_cast<admit::Reason>(i);
+      if (const std::uint64_t count = s.rejected[reason]; count != 0) {
+        out = fmt::format_to(out, "{}{} {}", separator, admit::to_string(reason), count);
+        separator = ", ";
+      }
+    }
+    if (s.rejected.total() != 0) *out++ = ')';
+    return out;
+  }
+};
