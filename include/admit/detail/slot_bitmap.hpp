@@ -11,7 +11,10 @@
 // set bits <= slots admitted, and a caller holding an admitted slot always has
 // a clear bit to find. claim() may have to scan again when other threads move
 // bits under it, but every failed fetch_or means another thread succeeded:
-// the loop is lock-free, not wait-free. Indices are taken lowest first.
+// the loop is lock-free, not wait-free. The scan starts at a hint (the word
+// after the last one that filled up, pulled back when a full word frees a
+// bit), so low indices are preferred and a pool of many slots does not rescan
+// its full words on every claim.
 #pragma once
 
 #include <atomic>
@@ -44,8 +47,11 @@ class SlotBitmap {
   /// Precondition: the caller holds an admitted slot in the pool's packed word
   /// (see the file comment); otherwise this may spin until a slot is released.
   [[nodiscard]] std::uint32_t claim() noexcept {
+    // relaxed: a hint at where to start; any word may be tried, the scan wraps.
+    const std::uint32_t start = word_count_ == 1 ? 0 : hint_.load(std::memory_order_relaxed);
     for (;;) {
-      for (std::uint32_t w = 0; w < word_count_; ++w) {
+      for (std::uint32_t i = 0; i < word_count_; ++i) {
+        const std::uint32_t w = start + i < word_count_ ? start + i : start + i - word_count_;
         Word& word = words_[w];
         // relaxed: only a hint at which bit to try; the fetch_or below decides.
         std::uint64_t bits = word.bits.load(std::memory_order_relaxed);
@@ -55,8 +61,14 @@ class SlotBitmap {
           // previous holder's writes to per-slot data happen before ours.
           const std::uint64_t before = word.bits.fetch_or(mask, std::memory_order_acquire);
           if ((before & mask) == 0) {
-            // relaxed: a statistic, summed by admitted(); the line is already ours.
+            // relaxed: a statistic, summed by claims(); the line is already ours.
             word.claims.fetch_add(1, std::memory_order_relaxed);
+            if ((before | mask) == ~std::uint64_t{0} && word_count_ > 1) {
+              // This word is full: the next claim starts past it, so a large
+              // pool does not rescan its full low words on every admission.
+              // relaxed: a hint, written only when a word fills up.
+              hint_.store(w + 1 < word_count_ ? w + 1 : 0, std::memory_order_relaxed);
+            }
             return w * 64 + static_cast<std::uint32_t>(std::countr_zero(mask));
           }
           bits = before | mask;
@@ -68,9 +80,17 @@ class SlotBitmap {
   void release(std::uint32_t slot) noexcept {
     const std::uint64_t mask = std::uint64_t{1} << (slot % 64);
     // release: pairs with the fetch_or(acquire) in claim(), see there.
+    const std::uint32_t w = slot / 64;
     [[maybe_unused]] const std::uint64_t before =
-        words_[slot / 64].bits.fetch_and(~mask, std::memory_order_release);
+        words_[w].bits.fetch_and(~mask, std::memory_order_release);
     assert((before & mask) != 0 && "admit: slot released twice");
+    // relaxed: a hint. Pulling it back to a freed word keeps low indices
+    // preferred; it is only written when this word was full (the hint had
+    // moved past it), so a busy pool rarely writes it.
+    if (before == ~std::uint64_t{0} && word_count_ > 1 &&
+        w < hint_.load(std::memory_order_relaxed)) {
+      hint_.store(w, std::memory_order_relaxed);
+    }
   }
 
   /// Claims made since construction (a snapshot: relaxed loads).
@@ -96,6 +116,8 @@ class SlotBitmap {
 
   std::uint32_t word_count_;
   std::unique_ptr<Word[]> words_;
+  // Where claim() starts scanning: a word that was not full when last seen.
+  alignas(cache_line_size) std::atomic<std::uint32_t> hint_{0};
 };
 
 }  // namespace admit::detail
