@@ -32,15 +32,12 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support.hpp"
 
 namespace {
 
 using admit::MiB;
-
-std::uint64_t env_or(const char* name, std::uint64_t fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr && *value != '\0' ? std::strtoull(value, nullptr, 10) : fallback;
-}
+using admit_test::env_or;
 
 constexpr std::uint64_t budget = 64 * MiB;
 constexpr std::uint32_t slot_count = 16;

@@ -1,6 +1,8 @@
 // tests/support.hpp - small helpers shared by admit's tests.
 #pragma once
 
+#include <cstdint>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -18,6 +20,13 @@ std::string invalid_argument_message(F&& f) {
     return "<threw something other than std::invalid_argument>";
   }
   return "<did not throw>";
+}
+
+/// The unsigned integer in environment variable `name`, or `fallback` when it
+/// is unset or empty (stress tests scale by environment, not by recompiling).
+inline std::uint64_t env_or(const char* name, std::uint64_t fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && *value != '\0' ? std::strtoull(value, nullptr, 10) : fallback;
 }
 
 inline bool contains(const std::string& text, const std::string& part) {

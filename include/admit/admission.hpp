@@ -54,6 +54,9 @@ class [[nodiscard]] Admission {
 
   Admission& operator=(Admission&& other) noexcept {
     if (this != &other) {
+      // Take over `other` before the old reservation is released, as
+      // SlotReservation's assignment does, and for the same reason.
+      Admission previous{std::move(*this)};
       destroy();
       admitted_ = other.admitted_;
       if (admitted_) {
@@ -61,7 +64,7 @@ class [[nodiscard]] Admission {
       } else {
         std::construct_at(&rejection_, other.rejection_);
       }
-    }
+    }  // `previous` releases here
     return *this;
   }
 

@@ -11,4 +11,5 @@
 #include "rejection.hpp"
 #include "reservation.hpp"
 #include "stats.hpp"
+#include "ticket.hpp"
 #include "units.hpp"

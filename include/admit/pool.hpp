@@ -1,27 +1,48 @@
 // admit/pool.hpp - SlotPool: admission control for uploads.
 //
-// A SlotPool owns a memory budget and a number of slots. try_acquire(size)
-// asks the policy how many bytes an upload of that declared size needs and,
-// if one slot and those bytes are free, hands out a SlotReservation holding
-// both; otherwise it answers with a Rejection that says exactly why.
+// A SlotPool owns a memory budget and a number of slots. An upload asks with
+// its declared size; the policy says how many bytes that needs; if one slot
+// and those bytes are free, the pool hands out a SlotReservation holding both,
+// otherwise it answers with a Rejection that says exactly why.
+//
+// Three ways to ask:
+//   try_acquire(size)                   now or never: lock-free, never waits
+//   acquire(size, deadline)             blocks the calling thread until
+//   acquire_for(size, timeout)          admitted, refused for good, closed or
+//                                       the deadline (steady clock)
+//   async_acquire(size, [deadline,] h)  queues and returns a Ticket; the
+//                                       handler gets the answer (ticket.hpp)
+// A request larger than the whole budget is refused at once with too_large:
+// it never waits. An already-expired deadline is refused at once with
+// timeout and takes nothing (use try_acquire to "try without waiting").
+// Beyond PoolConfig::max_waiters waiting requests, a new one is refused at
+// once with queue_full.
+//
+// Fairness (PoolConfig::fairness): FIFO by default. Once anyone waits,
+// try_acquire, try_grow and new waiters do not pass the queue's head, so a
+// large upload is not starved by a stream of small ones. See Fairness for the
+// barging alternative and its trade-off.
 //
 // Guarantees
-//   - Bytes in use never exceed the budget and slots in use never exceed the
-//     slot count (a slot and its bytes are taken in one CAS).
-//   - A request larger than the whole budget is refused at once with
-//     Reason::too_large.
-//   - try_acquire, stats() and every SlotReservation operation are lock-free,
-//     allocation-free and noexcept; they may be called from any thread.
-//   - Every slot and byte handed out comes back exactly once, when its
-//     reservation is released, moved over or destroyed.
-// Refusal order: too_large, then no_slot, then no_memory.
+//   - Bytes in use never exceed the budget in force when they were admitted;
+//     slots in use never exceed the slot count.
+//   - When nobody waits, try_acquire, release and every SlotReservation
+//     operation are lock-free, allocation-free and noexcept.
+//   - Every slot and byte handed out comes back exactly once; every waiter is
+//     answered exactly once (admitted, timeout, cancelled, closed, too_large).
 //
-// The pool must outlive its reservations, and is neither copyable nor movable
-// (reservations point at it). Destroying it while reservations are held is a
-// bug, caught by an assertion in debug builds.
+// Lifecycle: close() refuses new requests and answers every waiter with
+// `closed`; reservations already held keep working. wait_idle(deadline) then
+// waits until all are back, for a graceful shutdown. The pool must outlive
+// its reservations and tickets; destroying it while any are held or waiting
+// is a bug, caught by an assertion in debug builds. It is neither copyable
+// nor movable (reservations point at it).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 #include <utility>
 
 #include "admission.hpp"
@@ -30,6 +51,7 @@
 #include "policy.hpp"
 #include "reservation.hpp"
 #include "stats.hpp"
+#include "ticket.hpp"
 
 namespace admit {
 
@@ -37,6 +59,7 @@ template <MemoryPolicy Policy = DefaultPolicy>
 class SlotPool {
  public:
   using policy_type = Policy;
+  using clock = std::chrono::steady_clock;
 
   /// Throws std::invalid_argument naming the field when `config` is invalid
   /// (see PoolConfig for the limits).
@@ -47,12 +70,65 @@ class SlotPool {
   SlotPool& operator=(const SlotPool&) = delete;
 
   /// Admits an upload of `declared_size` bytes now, or refuses it: never waits.
+  /// Refusal order: closed, too_large, no_slot, no_memory (and, in FIFO mode
+  /// while others wait, no_slot or no_memory: what is free is theirs).
   [[nodiscard]] Admission try_acquire(std::uint64_t declared_size) noexcept {
     const std::uint64_t needed = policy_.bytes_for(declared_size);
-    const detail::CoreAdmission answer = core_.try_acquire(declared_size, needed);
-    if (!answer.admitted) return Admission{answer.rejection};
-    return Admission{detail::ReservationAccess::adopt(core_, needed, declared_size, answer.slot)};
+    return answer(declared_size, needed, core_.try_acquire(declared_size, needed));
   }
+
+  /// Waits until admitted or `deadline`; refused with timeout, closed,
+  /// queue_full, or at once with too_large.
+  [[nodiscard]] Admission acquire(std::uint64_t declared_size,
+                                  clock::time_point deadline) noexcept {
+    const std::uint64_t needed = policy_.bytes_for(declared_size);
+    return answer(declared_size, needed, core_.acquire_until(declared_size, needed, deadline));
+  }
+
+  /// acquire() with a deadline `timeout` from now.
+  template <class Rep, class Period>
+  [[nodiscard]] Admission acquire_for(std::uint64_t declared_size,
+                                      std::chrono::duration<Rep, Period> timeout) noexcept {
+    return acquire(declared_size, deadline_after(timeout));
+  }
+
+  /// Queues the request and returns at once; `handler(Admission&&)` is called
+  /// exactly once with the answer (ticket.hpp says on which thread). Throws
+  /// std::bad_alloc if the request cannot be allocated; then the handler is
+  /// never called.
+  template <AdmissionHandler Handler>
+  Ticket async_acquire(std::uint64_t declared_size, Handler&& handler) {
+    return start_async(declared_size, nullptr, std::forward<Handler>(handler));
+  }
+
+  /// As above, answered with timeout at `deadline`. The first such request
+  /// starts the pool's timer thread (std::system_error if it cannot start).
+  template <AdmissionHandler Handler>
+  Ticket async_acquire(std::uint64_t declared_size, clock::time_point deadline, Handler&& handler) {
+    return start_async(declared_size, &deadline, std::forward<Handler>(handler));
+  }
+
+  template <class Rep, class Period, AdmissionHandler Handler>
+  Ticket async_acquire_for(std::uint64_t declared_size, std::chrono::duration<Rep, Period> timeout,
+                           Handler&& handler) {
+    return async_acquire(declared_size, deadline_after(timeout), std::forward<Handler>(handler));
+  }
+
+  /// Refuses new requests with `closed` and answers every waiter with
+  /// `closed`. Reservations already held keep working. Idempotent.
+  void close() noexcept { core_.close(); }
+  [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
+
+  /// Blocks until no reservation is held, or `deadline`; true if idle.
+  bool wait_idle(clock::time_point deadline = clock::time_point::max()) noexcept {
+    return core_.wait_idle(deadline);
+  }
+
+  /// Changes the budget, validated as in the constructor (throws
+  /// std::invalid_argument naming memory_budget). Growing admits waiters that
+  /// now fit; shrinking below what is in use admits nobody until usage falls
+  /// under it; waiters that can no longer ever fit are answered too_large.
+  void set_memory_budget(std::uint64_t memory_budget) { core_.set_memory_budget(memory_budget); }
 
   /// What an upload of `declared_size` bytes would reserve under this pool's policy.
   [[nodiscard]] std::uint64_t bytes_for(std::uint64_t declared_size) const noexcept {
@@ -67,6 +143,39 @@ class SlotPool {
   [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
 
  private:
+  Admission answer(std::uint64_t declared_size, std::uint64_t needed,
+                   const detail::CoreAdmission& a) noexcept {
+    if (!a.admitted) return Admission{a.rejection};
+    return Admission{detail::ReservationAccess::adopt(core_, needed, declared_size, a.slot)};
+  }
+
+  template <class Handler>
+  Ticket start_async(std::uint64_t declared_size, const clock::time_point* deadline,
+                     Handler&& handler) {
+    using Waiter = detail::AsyncWaiterFor<std::decay_t<Handler>>;
+    auto waiter = std::make_shared<Waiter>(declared_size, bytes_for(declared_size),
+                                           std::forward<Handler>(handler));
+    if (deadline != nullptr) {
+      waiter->has_deadline = true;
+      waiter->deadline = *deadline;
+      core_.ensure_timer();
+    }
+    core_.async_acquire(waiter);
+    return detail::TicketAccess::make(std::move(waiter), core_);
+  }
+
+  /// now + timeout, saturating instead of overflowing for huge timeouts.
+  template <class Rep, class Period>
+  static clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+    const clock::time_point now = clock::now();
+    if (timeout <= timeout.zero()) return now;
+    const auto left = clock::time_point::max() - now;
+    if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(left)) {
+      return clock::time_point::max();
+    }
+    return now + std::chrono::ceil<clock::duration>(timeout);
+  }
+
   Policy policy_;
   detail::PoolCore core_;
 };

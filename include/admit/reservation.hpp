@@ -52,15 +52,17 @@ class [[nodiscard]] SlotReservation {
         declared_size_{std::exchange(other.declared_size_, 0)},
         slot_{std::exchange(other.slot_, 0)} {}
 
-  /// Releases what this reservation held, then takes over `other`'s.
+  /// Takes over `other`'s holding, then releases what this one held. In that
+  /// order, like unique_ptr::reset: the release may run async handlers, and
+  /// one that assigns to this reservation must find it already updated.
   SlotReservation& operator=(SlotReservation&& other) noexcept {
     if (this != &other) {
-      release();
+      SlotReservation previous{std::move(*this)};
       core_ = std::exchange(other.core_, nullptr);
       bytes_ = std::exchange(other.bytes_, 0);
       declared_size_ = std::exchange(other.declared_size_, 0);
       slot_ = std::exchange(other.slot_, 0);
-    }
+    }  // `previous` releases here
     return *this;
   }
 
@@ -87,9 +89,13 @@ class [[nodiscard]] SlotReservation {
   /// empty. Calling it again, or on an empty reservation, does nothing.
   void release() noexcept {
     if (core_ != nullptr) {
-      std::exchange(core_, nullptr)->release(slot_, std::exchange(bytes_, 0));
+      // Empty first: giving back may run async handlers (ticket.hpp), which
+      // must see this reservation already released.
+      detail::PoolCore* const core = std::exchange(core_, nullptr);
+      const std::uint64_t bytes = std::exchange(bytes_, 0);
+      const std::uint32_t slot = std::exchange(slot_, 0);
       declared_size_ = 0;
-      slot_ = 0;
+      core->release(slot, bytes);
     }
   }
 

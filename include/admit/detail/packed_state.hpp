@@ -1,13 +1,16 @@
 // admit/detail/packed_state.hpp - the layout of the pool's one atomic word.
 //
 //    63 | 62 ............ 43 | 42 .................... 0
-//   wait|   slots in use     |       bytes in use
+//   attn|   slots in use     |       bytes in use
 //
 // Keeping bytes and slots in one word is what lets an admission take a slot
 // and its bytes in a single compare-and-swap: there is no moment at which one
 // is taken and the other is not, so no rollback and no transient overshoot.
-// Bit 63 is reserved for "waiters present", which sends releases to the slow
-// path; nothing on the fast path ever sets it.
+// Bit 63, "attention", is set while the slow path has something to say:
+// requests are waiting, the pool is closed, or someone waits for it to go
+// idle. A release that sees it goes to the slow path; an admission that sees
+// it checks whether it must refuse (closed) or queue behind waiters (FIFO).
+// Only the slow path sets or clears it, under the pool's mutex.
 #pragma once
 
 #include <atomic>
@@ -24,7 +27,7 @@ inline constexpr std::uint32_t max_slots = (std::uint32_t{1} << slots_bits) - 1;
 inline constexpr std::uint64_t bytes_mask = max_bytes;
 /// Adding this to the word takes one slot.
 inline constexpr std::uint64_t one_slot = std::uint64_t{1} << bytes_bits;
-inline constexpr std::uint64_t waiters_flag = std::uint64_t{1} << 63;
+inline constexpr std::uint64_t attention_bit = std::uint64_t{1} << 63;
 
 static_assert(bytes_bits + slots_bits + 1 == 64, "the fields must fill the word exactly");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
@@ -38,8 +41,8 @@ static_assert(std::atomic<std::uint64_t>::is_always_lock_free,
   return static_cast<std::uint32_t>((word >> bytes_bits) & max_slots);
 }
 
-[[nodiscard]] constexpr bool has_waiters(std::uint64_t word) noexcept {
-  return (word & waiters_flag) != 0;
+[[nodiscard]] constexpr bool has_attention(std::uint64_t word) noexcept {
+  return (word & attention_bit) != 0;
 }
 
 /// The word's value for `slot_count` reservations holding `byte_count` bytes.

@@ -4,38 +4,52 @@
 // class (and SlotReservation, which points at it) is one type for every policy.
 //
 // State and invariants
-//   state_   one atomic word: bytes in use | slots in use (packed_state.hpp).
-//            Every admission adds one slot and its bytes in one CAS that first
-//            checks both limits, so slots(state_) <= slots_ and
-//            bytes(state_) <= the budget the CAS checked against, always.
+//   state_   one atomic word: bytes in use | slots in use | attention bit
+//            (packed_state.hpp). Every admission adds one slot and its bytes
+//            in one CAS that first checks both limits, so slots(state_) <=
+//            slots_ and bytes(state_) <= the budget the CAS checked, always.
 //   bitmap_  which slot indices are held; bits set <= slots(state_) (see
 //            slot_bitmap.hpp for the ordering that keeps that true).
-// Progress
-//   Admission is a CAS loop on state_ (lock-free: a failed CAS means another
-//   thread's succeeded) followed by SlotBitmap::claim (lock-free). Release is
-//   one fetch_and and one fetch_sub (wait-free). Neither allocates nor throws.
+//   queue_   waiters, under mutex_. The attention bit is set exactly while the
+//            queue is non-empty, the pool is closed, or someone waits for idle
+//            (update_attention_locked, always under mutex_).
+// Fast path (no attention bit): try_acquire is one CAS loop on state_ plus a
+//   SlotBitmap claim (lock-free); release is one fetch_and and one fetch_sub
+//   (wait-free). Neither allocates, locks or throws.
+// Slow path: a release whose fetch_sub saw the attention bit takes mutex_ and
+//   hands the capacity to the queue (dispatch_locked). No wake-up is lost: a
+//   waiter sets the bit (an RMW on state_, under mutex_) and then retries
+//   under mutex_; any release ordered before that RMW is seen by the retry,
+//   any release ordered after it sees the bit and dispatches under mutex_.
 // Memory ordering
 //   Giving capacity back is a release RMW on state_; taking it is an acquire
-//   CAS. So, as with any semaphore, whatever a previous holder did before it
-//   released happens-before the admission that reuses its capacity. Everything
-//   else (statistics, the budget value) is relaxed: it orders nothing.
+//   CAS; so what a previous holder did before it released happens-before the
+//   admission that reuses its capacity. The attention bit is set with a
+//   release RMW after closed_ / queued_ are written; a fast path that sees the
+//   bit issues an acquire fence before reading them. Statistics and the budget
+//   value are relaxed: they order nothing.
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cassert>
+#include <condition_variable>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "../config.hpp"
 #include "../rejection.hpp"
 #include "../stats.hpp"
 #include "packed_state.hpp"
 #include "slot_bitmap.hpp"
+#include "waiter.hpp"
 
 namespace admit::detail {
 
-/// What PoolCore::try_acquire answers: a slot index, or the refusal.
+/// What PoolCore answers: a slot index, or the refusal.
 struct CoreAdmission {
   bool admitted;
   std::uint32_t slot;
@@ -47,49 +61,43 @@ class alignas(cache_line_size) PoolCore {
   explicit PoolCore(const PoolConfig& config)
       : budget_{(validate(config), config.memory_budget)},
         slots_{config.slots},
+        fifo_{config.fairness == Fairness::fifo},
+        max_waiters_{config.max_waiters},
         bitmap_{config.slots} {}
 
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
 
   ~PoolCore() {
-    // Reservations point at this object: destroying it first leaves them
-    // dangling. That is a bug in the caller, reported here in debug builds.
+    {
+      const std::scoped_lock lock{mutex_};
+      // Waiters and reservations point at this object: destroying it first
+      // leaves them dangling. That is a bug in the caller, reported here in
+      // debug builds.
+      assert(queue_.empty() && "admit: SlotPool destroyed while requests wait");
+      assert(idle_waiters_ == 0 && "admit: SlotPool destroyed during wait_idle");
+      timer_stop_ = true;
+    }
+    timer_wakeup_.notify_all();
+    if (timer_.joinable()) timer_.join();
     assert(packed::slots(state_.load(std::memory_order_relaxed)) == 0 &&
            "admit: SlotPool destroyed while reservations are still held");
   }
 
+  // --- Admission without waiting --------------------------------------------
+
   /// Takes one slot and `needed` bytes together, or says why not.
   [[nodiscard]] CoreAdmission try_acquire(std::uint64_t declared_size,
                                           std::uint64_t needed) noexcept {
-    // relaxed: the budget is a plain setting that orders no other data.
-    const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
-    // relaxed: only a first guess, validated by the CAS below.
-    std::uint64_t word = state_.load(std::memory_order_relaxed);
-    if (needed > budget) return refuse(Reason::too_large, declared_size, needed, word, budget);
-    for (;;) {
-      if (packed::slots(word) >= slots_) {
-        return refuse(Reason::no_slot, declared_size, needed, word, budget);
-      }
-      if (needed > available(word, budget)) {
-        return refuse(Reason::no_memory, declared_size, needed, word, budget);
-      }
-      const std::uint64_t taken = word + packed::one_slot + needed;
-      // acquire on success: pairs with the release RMWs that gave capacity
-      // back (release(), give_back()). relaxed on failure: `word` is reloaded
-      // and every check above runs again on it.
-      if (state_.compare_exchange_weak(word, taken, std::memory_order_acquire,
-                                       std::memory_order_relaxed)) {
-        note_peaks(taken);
-        return {true, bitmap_.claim(), {}};
-      }
-    }
+    const Attempt a = attempt(needed, /*for_queue=*/false);
+    if (a.admitted) return {true, a.slot, {}};
+    return refuse(a.reason, declared_size, needed, a.word, a.budget);
   }
 
   /// Adds `extra` bytes to a reservation that holds `held`; nullopt = grown.
   [[nodiscard]] std::optional<Rejection> try_grow(std::uint64_t held, std::uint64_t declared_size,
                                                   std::uint64_t extra) noexcept {
-    // relaxed: as in try_acquire.
+    // relaxed: the budget is a plain setting that orders no other data.
     const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
     // relaxed: a first guess, validated by the CAS below.
     std::uint64_t word = state_.load(std::memory_order_relaxed);
@@ -97,10 +105,14 @@ class alignas(cache_line_size) PoolCore {
       return rejection(Reason::too_large, declared_size, extra, word, budget);
     }
     for (;;) {
+      // FIFO: bytes a waiter is owed do not go to a running upload first.
+      if (packed::has_attention(word) && queue_has_priority()) [[unlikely]] {
+        return rejection(Reason::no_memory, declared_size, extra, word, budget);
+      }
       if (extra > available(word, budget)) {
         return rejection(Reason::no_memory, declared_size, extra, word, budget);
       }
-      // acquire/relaxed: as in try_acquire.
+      // acquire/relaxed: as in attempt().
       if (state_.compare_exchange_weak(word, word + extra, std::memory_order_acquire,
                                        std::memory_order_relaxed)) {
         note_peaks(word + extra);
@@ -109,10 +121,15 @@ class alignas(cache_line_size) PoolCore {
     }
   }
 
+  // --- Giving back -----------------------------------------------------------
+
   /// Gives back `bytes` of a reservation that keeps its slot.
   void give_back(std::uint64_t bytes) noexcept {
+    if (bytes == 0) return;
     // release: pairs with the acquire CAS of whoever takes these bytes next.
-    state_.fetch_sub(bytes, std::memory_order_release);
+    const std::uint64_t before = state_.fetch_sub(bytes, std::memory_order_release);
+    if (packed::has_attention(before)) [[unlikely]]
+      capacity_returned();
   }
 
   /// Gives back a whole reservation: its slot index, its slot and its bytes.
@@ -120,8 +137,51 @@ class alignas(cache_line_size) PoolCore {
     // The index goes back before the slot does; slot_bitmap.hpp says why.
     bitmap_.release(slot);
     // release: pairs with the acquire CAS of the next admission.
-    state_.fetch_sub(packed::one_slot + bytes, std::memory_order_release);
+    const std::uint64_t before =
+        state_.fetch_sub(packed::one_slot + bytes, std::memory_order_release);
+    if (packed::has_attention(before)) [[unlikely]]
+      capacity_returned();
   }
+
+  // --- Waiting -----------------------------------------------------------------
+
+  /// Blocks until admitted, refused for good, closed, or `deadline`.
+  [[nodiscard]] CoreAdmission acquire_until(std::uint64_t declared_size, std::uint64_t needed,
+                                            Clock::time_point deadline) noexcept;
+
+  /// Starts the thread that times out async waiters, once. Call before
+  /// queueing an async waiter with a deadline. Throws std::system_error if
+  /// the thread cannot be started (then nothing was queued).
+  void ensure_timer();
+
+  /// Queues `waiter`, or answers it at once (on this thread) when it need not
+  /// or cannot wait. `waiter` must be owned by a shared_ptr.
+  void async_acquire(const std::shared_ptr<AsyncWaiter>& waiter) noexcept;
+
+  /// Answers a queued async waiter with `cancelled`. False if it was already
+  /// answered (admitted, refused, timed out or cancelled before).
+  bool cancel(AsyncWaiter& w) noexcept;
+
+  // --- Lifecycle -----------------------------------------------------------------
+
+  /// Refuses every new request with `closed` and answers every waiter with
+  /// `closed`. Reservations already held are unaffected. Idempotent.
+  void close() noexcept;
+
+  [[nodiscard]] bool closed() const noexcept {
+    // acquire: a caller that sees the pool closed also sees its effects.
+    return closed_.load(std::memory_order_acquire);
+  }
+
+  /// Blocks until no slot is held, or `deadline`; true if the pool is idle.
+  bool wait_idle(Clock::time_point deadline) noexcept;
+
+  /// Changes the budget: growing admits waiters that now fit; shrinking below
+  /// what is in use admits nobody until usage falls under it; waiters that
+  /// can no longer ever fit are answered too_large.
+  void set_memory_budget(std::uint64_t memory_budget);
+
+  // --- Observation ---------------------------------------------------------------
 
   [[nodiscard]] Stats stats() const noexcept {
     // All relaxed: a snapshot of counters that order nothing (stats.hpp).
@@ -133,7 +193,7 @@ class alignas(cache_line_size) PoolCore {
     s.slots_in_use = packed::slots(word);
     s.peak_bytes_in_use = peak_bytes_.load(std::memory_order_relaxed);
     s.peak_slots_in_use = peak_slots_.load(std::memory_order_relaxed);
-    s.waiters = 0;
+    s.waiters = queued_.load(std::memory_order_relaxed);
     s.admitted = bitmap_.claims();
     s.rejected.too_large = rejected(Reason::too_large);
     s.rejected.no_slot = rejected(Reason::no_slot);
@@ -146,18 +206,116 @@ class alignas(cache_line_size) PoolCore {
   }
 
   [[nodiscard]] std::uint64_t memory_budget() const noexcept {
-    // relaxed: a setting, see try_acquire.
+    // relaxed: a setting, see attempt().
     return budget_.load(std::memory_order_relaxed);
   }
 
   [[nodiscard]] std::uint32_t slots() const noexcept { return slots_; }
 
-  /// Whether slot index `slot` is held now (a snapshot, for tests).
-  [[nodiscard]] bool slot_is_held(std::uint32_t slot) const noexcept {
-    return slot < slots_ && bitmap_.is_held(slot);
+ private:
+  struct Attempt {
+    bool admitted;
+    Reason reason;
+    std::uint32_t slot;
+    std::uint64_t word;
+    std::uint64_t budget;
+  };
+
+  /// The admission CAS. `for_queue`: called by dispatch on behalf of the
+  /// queue, which must not be refused for the queue's own sake.
+  Attempt attempt(std::uint64_t needed, bool for_queue) noexcept {
+    // relaxed: the budget is a plain setting that orders no other data.
+    const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+    // relaxed: only a first guess, validated by the CAS below.
+    std::uint64_t word = state_.load(std::memory_order_relaxed);
+    for (;;) {
+      if (!for_queue && packed::has_attention(word)) [[unlikely]] {
+        if (closed_flag()) return {false, Reason::closed, 0, word, budget};
+        if (queue_has_priority()) {
+          // FIFO: what is free is owed to the waiters ahead of us.
+          if (needed > budget) return {false, Reason::too_large, 0, word, budget};
+          const bool no_slot = packed::slots(word) >= slots_;
+          return {false, no_slot ? Reason::no_slot : Reason::no_memory, 0, word, budget};
+        }
+      }
+      if (needed > budget) return {false, Reason::too_large, 0, word, budget};
+      if (packed::slots(word) >= slots_) return {false, Reason::no_slot, 0, word, budget};
+      if (needed > available(word, budget)) return {false, Reason::no_memory, 0, word, budget};
+      const std::uint64_t taken = word + packed::one_slot + needed;
+      // acquire on success: pairs with the release RMWs that gave capacity
+      // back (release(), give_back()). relaxed on failure: `word` is reloaded
+      // and every check above runs again on it.
+      if (state_.compare_exchange_weak(word, taken, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+        note_peaks(taken);
+        return {true, Reason::too_large, bitmap_.claim(), taken, budget};
+      }
+    }
   }
 
- private:
+  /// After seeing the attention bit: is the pool closed?
+  bool closed_flag() const noexcept {
+    // acquire fence: pairs with the release RMW that set the attention bit
+    // after closed_ / queued_ were written, so the loads below see them.
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return closed_.load(std::memory_order_relaxed);
+  }
+
+  /// After seeing the attention bit: must a newcomer queue behind waiters?
+  bool queue_has_priority() const noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);  // as in closed_flag()
+    return fifo_ && queued_.load(std::memory_order_relaxed) != 0;
+  }
+
+  /// The answers a request gets without ever entering the queue.
+  std::optional<CoreAdmission> refuse_before_waiting(std::uint64_t declared_size,
+                                                     std::uint64_t needed,
+                                                     Clock::time_point deadline) noexcept;
+
+  /// Appends `w` and raises the attention bit, or refuses it (closed,
+  /// queue_full). Under mutex_.
+  std::optional<CoreAdmission> enqueue_locked(Waiter& w) noexcept;
+
+  /// Hands free capacity to the waiters, in queue order. Under mutex_.
+  void dispatch_locked(ReadyList& ready) noexcept;
+
+  void grant_locked(Waiter& w, std::uint32_t slot, ReadyList& ready) noexcept;
+
+  void answer_locked(Waiter& w, Reason reason, ReadyList& ready) noexcept;
+
+  void dequeue_locked(Waiter& w) noexcept;
+
+  static void notify_locked(Waiter& w, ReadyList& ready) noexcept {
+    // Under mutex_, so a blocking waiter cannot return (destroying `wakeup`)
+    // before this call is over.
+    if (w.async != nullptr) {
+      ready.push(*w.async);
+    } else {
+      w.wakeup->notify_one();
+    }
+  }
+
+  /// Completes `ready` with mutex_ released, then takes it again.
+  void complete_outside(std::unique_lock<std::mutex>& lock, ReadyList& ready) noexcept;
+
+  /// Answers a waiter that never entered the queue, on the calling thread.
+  void finish_now(AsyncWaiter& w, const CoreAdmission& answer, bool under_lock = false) noexcept;
+
+  /// Sets or clears the attention bit to match the slow-path state. Under mutex_.
+  void update_attention_locked() noexcept;
+
+  /// A release saw the attention bit: let the queue (or wait_idle) see it.
+  void capacity_returned() noexcept;
+
+  // --- Deadlines of async waiters ----------------------------------------------
+
+  void run_timer() noexcept;
+
+  /// Answers async waiters whose deadline passed; returns the next deadline.
+  Clock::time_point expire_locked(Clock::time_point now, ReadyList& ready) noexcept;
+
+  // --- Helpers -------------------------------------------------------------------
+
   static std::uint64_t available(std::uint64_t word, std::uint64_t budget) noexcept {
     const std::uint64_t in_use = packed::bytes(word);
     return in_use < budget ? budget - in_use : 0;
@@ -199,12 +357,27 @@ class alignas(cache_line_size) PoolCore {
   // Read on every admission, written only by configuration changes.
   alignas(cache_line_size) std::atomic<std::uint64_t> budget_;
   const std::uint32_t slots_;
+  const bool fifo_;
+  const std::uint32_t max_waiters_;
   SlotBitmap bitmap_;
   // Written only while a peak is being raised.
   alignas(cache_line_size) std::atomic<std::uint64_t> peak_bytes_{0};
   std::atomic<std::uint32_t> peak_slots_{0};
   // Written only on refusals.
   alignas(cache_line_size) std::array<std::atomic<std::uint64_t>, reason_count> rejected_{};
+  // The slow path: read by the fast path only after it sees the attention bit.
+  alignas(cache_line_size) std::atomic<bool> closed_{false};
+  std::atomic<std::uint64_t> queued_{0};
+  std::mutex mutex_;
+  WaitQueue queue_;                 // guarded by mutex_
+  std::uint32_t idle_waiters_ = 0;  // guarded by mutex_
+  std::condition_variable idle_wakeup_;
+  std::thread timer_;  // started by the first async deadline
+  std::condition_variable timer_wakeup_;
+  bool timer_stop_ = false;  // guarded by mutex_
 };
 
 }  // namespace admit::detail
+
+// The slow path's definitions (waiting, close, budget changes).
+#include "pool_core_waiting.hpp"  // IWYU pragma: export

@@ -1,0 +1,282 @@
+// admit/detail/pool_core_waiting.hpp - PoolCore's slow path: waiting,
+// cancelling, closing, budget changes and the hand-over of released capacity
+// to waiters. Included at the end of pool_core.hpp, which holds the class, its
+// invariants and its fast path; split only to keep each file readable.
+//
+// Every function here that ends in _locked runs with mutex_ held. Async
+// handlers are never called with mutex_ held: answered async waiters are
+// collected on a ReadyList and completed after the mutex is released, which is
+// what lets a handler call back into the pool.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "pool_core.hpp"
+
+namespace admit::detail {
+
+inline CoreAdmission PoolCore::acquire_until(std::uint64_t declared_size, std::uint64_t needed,
+                                             Clock::time_point deadline) noexcept {
+  if (auto refused = refuse_before_waiting(declared_size, needed, deadline)) return *refused;
+  const Attempt now = attempt(needed, /*for_queue=*/false);
+  if (now.admitted) return {true, now.slot, {}};
+
+  std::condition_variable wakeup;
+  Waiter self{declared_size, needed};
+  self.wakeup = &wakeup;
+  ReadyList ready;
+  std::unique_lock lock{mutex_};
+  if (auto refused = enqueue_locked(self)) return *refused;
+  // Capacity released before the attention bit was set is found here.
+  dispatch_locked(ready);
+  complete_outside(lock, ready);
+  while (self.state == Waiter::State::queued) {
+    if (deadline == Clock::time_point::max()) {
+      wakeup.wait(lock);
+    } else if (wakeup.wait_until(lock, deadline) == std::cv_status::timeout &&
+               self.state == Waiter::State::queued) {
+      answer_locked(self, Reason::timeout, ready);
+      dispatch_locked(ready);  // the waiters behind us may fit now
+      complete_outside(lock, ready);
+    }
+  }
+  if (self.state == Waiter::State::granted) return {true, self.slot, {}};
+  return {false, 0, self.rejection};
+}
+
+inline void PoolCore::ensure_timer() {
+  const std::scoped_lock lock{mutex_};
+  if (!timer_.joinable()) timer_ = std::thread{[this] { run_timer(); }};
+}
+
+inline void PoolCore::async_acquire(const std::shared_ptr<AsyncWaiter>& waiter) noexcept {
+  AsyncWaiter& w = *waiter;
+  const Clock::time_point deadline = w.has_deadline ? w.deadline : Clock::time_point::max();
+  if (auto refused = refuse_before_waiting(w.declared_size, w.needed, deadline)) {
+    finish_now(w, *refused);
+    return;
+  }
+  const Attempt now = attempt(w.needed, /*for_queue=*/false);
+  if (now.admitted) {
+    finish_now(w, {true, now.slot, {}});
+    return;
+  }
+  ReadyList ready;
+  {
+    const std::scoped_lock lock{mutex_};
+    if (auto refused = enqueue_locked(w)) {
+      finish_now(w, *refused, /*under_lock=*/true);
+      w.self = waiter;
+      ready.push(w);
+    } else {
+      w.self = waiter;  // the queue's reference, handed to ReadyList when answered
+      if (w.has_deadline) timer_wakeup_.notify_one();
+      dispatch_locked(ready);
+    }
+  }
+  ready.complete_all(*this);
+}
+
+inline bool PoolCore::cancel(AsyncWaiter& w) noexcept {
+  ReadyList ready;
+  {
+    const std::scoped_lock lock{mutex_};
+    if (w.state != Waiter::State::queued || w.self == nullptr) return false;  // answered
+    answer_locked(w, Reason::cancelled, ready);
+    dispatch_locked(ready);  // a cancelled head must not block those behind it
+  }
+  ready.complete_all(*this);
+  return true;
+}
+
+inline void PoolCore::close() noexcept {
+  ReadyList ready;
+  {
+    const std::scoped_lock lock{mutex_};
+    if (closed_.load(std::memory_order_relaxed)) return;
+    // relaxed: published by the release RMW in update_attention_locked.
+    closed_.store(true, std::memory_order_relaxed);
+    while (Waiter* w = queue_.front()) answer_locked(*w, Reason::closed, ready);
+    update_attention_locked();
+  }
+  ready.complete_all(*this);
+}
+
+inline bool PoolCore::wait_idle(Clock::time_point deadline) noexcept {
+  std::unique_lock lock{mutex_};
+  ++idle_waiters_;
+  update_attention_locked();
+  // relaxed: releases that happen after the attention bit is set dispatch
+  // under mutex_ and notify; mutex_ orders what they did before us.
+  const auto idle = [&] { return packed::slots(state_.load(std::memory_order_relaxed)) == 0; };
+  bool result = true;
+  if (deadline == Clock::time_point::max()) {
+    idle_wakeup_.wait(lock, idle);
+  } else {
+    result = idle_wakeup_.wait_until(lock, deadline, idle);
+  }
+  --idle_waiters_;
+  update_attention_locked();
+  return result;
+}
+
+inline void PoolCore::set_memory_budget(std::uint64_t memory_budget) {
+  validate_memory_budget(memory_budget);
+  ReadyList ready;
+  {
+    const std::scoped_lock lock{mutex_};
+    // relaxed: a setting, see attempt(); dispatch below runs under mutex_.
+    budget_.store(memory_budget, std::memory_order_relaxed);
+    dispatch_locked(ready);
+  }
+  ready.complete_all(*this);
+}
+
+inline std::optional<CoreAdmission> PoolCore::refuse_before_waiting(
+    std::uint64_t declared_size, std::uint64_t needed, Clock::time_point deadline) noexcept {
+  const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+  const std::uint64_t word = state_.load(std::memory_order_relaxed);
+  if (closed()) return refuse(Reason::closed, declared_size, needed, word, budget);
+  if (needed > budget) return refuse(Reason::too_large, declared_size, needed, word, budget);
+  // An expired deadline fails at once and takes nothing.
+  if (deadline <= Clock::now()) {
+    return refuse(Reason::timeout, declared_size, needed, word, budget);
+  }
+  return std::nullopt;
+}
+
+inline std::optional<CoreAdmission> PoolCore::enqueue_locked(Waiter& w) noexcept {
+  const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+  const std::uint64_t word = state_.load(std::memory_order_relaxed);
+  if (closed_.load(std::memory_order_relaxed)) {
+    return refuse(Reason::closed, w.declared_size, w.needed, word, budget);
+  }
+  if (max_waiters_ != 0 && queued_.load(std::memory_order_relaxed) >= max_waiters_) {
+    return refuse(Reason::queue_full, w.declared_size, w.needed, word, budget);
+  }
+  w.state = Waiter::State::queued;
+  queue_.push_back(w);
+  // relaxed: published by the release RMW in update_attention_locked.
+  queued_.fetch_add(1, std::memory_order_relaxed);
+  update_attention_locked();
+  return std::nullopt;
+}
+
+inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
+  const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+  for (Waiter* w = queue_.front(); w != nullptr;) {
+    Waiter* const next = w->next;
+    if (w->needed > budget) {
+      answer_locked(*w, Reason::too_large, ready);  // the budget shrank under it
+    } else if (const Attempt a = attempt(w->needed, /*for_queue=*/true); a.admitted) {
+      grant_locked(*w, a.slot, ready);
+    } else if (fifo_) {
+      break;  // nobody passes the head
+    }
+    w = next;
+  }
+  if (idle_waiters_ != 0 && packed::slots(state_.load(std::memory_order_relaxed)) == 0) {
+    idle_wakeup_.notify_all();
+  }
+  update_attention_locked();
+}
+
+inline void PoolCore::grant_locked(Waiter& w, std::uint32_t slot, ReadyList& ready) noexcept {
+  dequeue_locked(w);
+  w.state = Waiter::State::granted;
+  w.slot = slot;
+  notify_locked(w, ready);
+}
+
+inline void PoolCore::answer_locked(Waiter& w, Reason reason, ReadyList& ready) noexcept {
+  dequeue_locked(w);
+  const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+  const std::uint64_t word = state_.load(std::memory_order_relaxed);
+  w.state = Waiter::State::refused;
+  w.rejection = refuse(reason, w.declared_size, w.needed, word, budget).rejection;
+  notify_locked(w, ready);
+}
+
+inline void PoolCore::dequeue_locked(Waiter& w) noexcept {
+  queue_.remove(w);
+  // relaxed: a count read by stats() and, after the attention bit, by
+  // queue_has_priority(); update_attention_locked() follows every change.
+  queued_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+inline void PoolCore::complete_outside(std::unique_lock<std::mutex>& lock,
+                                       ReadyList& ready) noexcept {
+  lock.unlock();
+  ready.complete_all(*this);
+  lock.lock();
+}
+
+inline void PoolCore::finish_now(AsyncWaiter& w, const CoreAdmission& answer,
+                                 bool under_lock) noexcept {
+  w.state = answer.admitted ? Waiter::State::granted : Waiter::State::refused;
+  w.slot = answer.slot;
+  w.rejection = answer.rejection;
+  if (!under_lock) w.complete(*this);
+}
+
+inline void PoolCore::update_attention_locked() noexcept {
+  const bool wanted =
+      !queue_.empty() || idle_waiters_ != 0 || closed_.load(std::memory_order_relaxed);
+  // relaxed: the bit only changes under mutex_, so this load is exact.
+  const bool set = packed::has_attention(state_.load(std::memory_order_relaxed));
+  if (wanted && !set) {
+    // release: publishes closed_ / queued_ to fast paths that see the bit
+    // (their acquire fence in closed_flag / queue_has_priority).
+    state_.fetch_or(packed::attention_bit, std::memory_order_release);
+  } else if (!wanted && set) {
+    // relaxed: clearing only lets fast paths skip the slow path again.
+    state_.fetch_and(~packed::attention_bit, std::memory_order_relaxed);
+  }
+}
+
+inline void PoolCore::capacity_returned() noexcept {
+  ReadyList ready;
+  {
+    const std::scoped_lock lock{mutex_};
+    dispatch_locked(ready);
+  }
+  ready.complete_all(*this);
+}
+
+inline void PoolCore::run_timer() noexcept {
+  std::unique_lock lock{mutex_};
+  while (!timer_stop_) {
+    ReadyList ready;
+    const Clock::time_point next = expire_locked(Clock::now(), ready);
+    dispatch_locked(ready);
+    complete_outside(lock, ready);
+    if (timer_stop_) break;
+    if (next == Clock::time_point::max()) {
+      timer_wakeup_.wait(lock);
+    } else {
+      timer_wakeup_.wait_until(lock, next);
+    }
+  }
+}
+
+inline Clock::time_point PoolCore::expire_locked(Clock::time_point now, ReadyList& ready) noexcept {
+  Clock::time_point next = Clock::time_point::max();
+  for (Waiter* w = queue_.front(); w != nullptr;) {
+    Waiter* const after = w->next;
+    if (const AsyncWaiter* async = w->async; async != nullptr && async->has_deadline) {
+      if (async->deadline <= now) {
+        answer_locked(*w, Reason::timeout, ready);
+      } else if (async->deadline < next) {
+        next = async->deadline;
+      }
+    }
+    w = after;
+  }
+  return next;
+}
+}  // namespace admit::detail

@@ -1,0 +1,123 @@
+// admit/detail/waiter.hpp - requests waiting for room, and the queue they wait in.
+//
+// Everything here is guarded by PoolCore's mutex except where a comment says
+// otherwise. A waiter is answered exactly once: PoolCore moves it out of the
+// queue and sets its outcome in one critical section, and only a queued
+// waiter can be answered. A blocking waiter lives on its thread's stack and is
+// woken through its own condition variable; an async waiter lives on the heap,
+// kept alive by its Ticket and, while queued, by its own `self` reference, and
+// is completed (its handler called) after the mutex is released.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+
+#include "../rejection.hpp"
+
+namespace admit::detail {
+
+class PoolCore;
+struct AsyncWaiter;
+
+using Clock = std::chrono::steady_clock;
+
+struct Waiter {
+  enum class State : std::uint8_t { created, queued, granted, refused };
+
+  Waiter(std::uint64_t declared, std::uint64_t bytes) noexcept
+      : declared_size{declared}, needed{bytes} {}
+  Waiter(const Waiter&) = delete;
+  Waiter& operator=(const Waiter&) = delete;
+
+  std::uint64_t declared_size;
+  std::uint64_t needed;
+  State state = State::created;
+  std::uint32_t slot = 0;  // valid once granted
+  Rejection rejection{};   // valid once refused
+
+  // Queue links; null when not queued.
+  Waiter* prev = nullptr;
+  Waiter* next = nullptr;
+
+  // Exactly one of these is set. A blocking waiter is notified through
+  // `wakeup` (under the mutex) when answered; an async one is pushed on a
+  // ReadyList and completed once the mutex is released.
+  std::condition_variable* wakeup = nullptr;
+  AsyncWaiter* async = nullptr;
+};
+
+/// An async_acquire request: the handler is type-erased behind complete().
+struct AsyncWaiter : Waiter {
+  AsyncWaiter(std::uint64_t declared, std::uint64_t bytes) noexcept : Waiter{declared, bytes} {
+    async = this;
+  }
+  virtual ~AsyncWaiter() = default;
+
+  /// Calls the handler with the outcome. Runs once, outside the pool's mutex.
+  virtual void complete(PoolCore& core) noexcept = 0;
+
+  bool has_deadline = false;
+  Clock::time_point deadline{};
+  // Keeps the node alive while it is queued or waiting to be completed.
+  std::shared_ptr<AsyncWaiter> self;
+  // Link in a ReadyList once answered.
+  AsyncWaiter* ready_next = nullptr;
+};
+
+/// Intrusive FIFO of waiters: no allocation to queue or dequeue.
+class WaitQueue {
+ public:
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  [[nodiscard]] Waiter* front() const noexcept { return head_; }
+
+  void push_back(Waiter& w) noexcept {
+    w.prev = tail_;
+    w.next = nullptr;
+    (tail_ != nullptr ? tail_->next : head_) = &w;
+    tail_ = &w;
+  }
+
+  void remove(Waiter& w) noexcept {
+    (w.prev != nullptr ? w.prev->next : head_) = w.next;
+    (w.next != nullptr ? w.next->prev : tail_) = w.prev;
+    w.prev = w.next = nullptr;
+  }
+
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
+/// Async waiters answered under the mutex, to be completed after it is released.
+class ReadyList {
+ public:
+  ReadyList() = default;
+  ReadyList(const ReadyList&) = delete;
+  ReadyList& operator=(const ReadyList&) = delete;
+
+  void push(AsyncWaiter& w) noexcept {
+    w.ready_next = nullptr;
+    (tail_ != nullptr ? tail_->ready_next : head_) = &w;
+    tail_ = &w;
+  }
+
+  /// Completes every waiter in the order answered. Call without the mutex.
+  void complete_all(PoolCore& core) noexcept {
+    while (head_ != nullptr) {
+      AsyncWaiter* w = head_;
+      head_ = w->ready_next;
+      if (head_ == nullptr) tail_ = nullptr;
+      // The node may die with `keep` (if its Ticket is gone): complete first.
+      const std::shared_ptr<AsyncWaiter> keep = std::move(w->self);
+      w->complete(core);
+    }
+  }
+
+ private:
+  AsyncWaiter* head_ = nullptr;
+  AsyncWaiter* tail_ = nullptr;
+};
+
+}  // namespace admit::detail
