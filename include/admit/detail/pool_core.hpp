@@ -89,7 +89,7 @@ class alignas(cache_line_size) PoolCore {
   /// Takes one slot and `needed` bytes together, or says why not.
   [[nodiscard]] CoreAdmission try_acquire(std::uint64_t declared_size,
                                           std::uint64_t needed) noexcept {
-    const Attempt a = attempt(needed, /*for_queue=*/false);
+    const Attempt a = attempt</*ForQueue=*/false>(needed);
     if (a.admitted) return {true, a.slot, {}};
     return refuse(a.reason, declared_size, needed, a.word, a.budget);
   }
@@ -221,15 +221,16 @@ class alignas(cache_line_size) PoolCore {
     std::uint64_t budget;
   };
 
-  /// The admission CAS. `for_queue`: called by dispatch on behalf of the
+  /// The admission CAS. ForQueue: called by dispatch on behalf of the
   /// queue, which must not be refused for the queue's own sake.
-  Attempt attempt(std::uint64_t needed, bool for_queue) noexcept {
+  template <bool ForQueue>
+  Attempt attempt(std::uint64_t needed) noexcept {
     // relaxed: the budget is a plain setting that orders no other data.
     const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
     // relaxed: only a first guess, validated by the CAS below.
     std::uint64_t word = state_.load(std::memory_order_relaxed);
     for (;;) {
-      if (!for_queue && packed::has_attention(word)) [[unlikely]] {
+      if (!ForQueue && packed::has_attention(word)) [[unlikely]] {
         if (closed_flag()) return {false, Reason::closed, 0, word, budget};
         if (queue_has_priority()) {
           // FIFO: what is free is owed to the waiters ahead of us.

@@ -23,7 +23,7 @@ namespace admit::detail {
 inline CoreAdmission PoolCore::acquire_until(std::uint64_t declared_size, std::uint64_t needed,
                                              Clock::time_point deadline) noexcept {
   if (auto refused = refuse_before_waiting(declared_size, needed, deadline)) return *refused;
-  const Attempt now = attempt(needed, /*for_queue=*/false);
+  const Attempt now = attempt</*ForQueue=*/false>(needed);
   if (now.admitted) return {true, now.slot, {}};
 
   std::condition_variable wakeup;
@@ -61,7 +61,7 @@ inline void PoolCore::async_acquire(const std::shared_ptr<AsyncWaiter>& waiter) 
     finish_now(w, *refused);
     return;
   }
-  const Attempt now = attempt(w.needed, /*for_queue=*/false);
+  const Attempt now = attempt</*ForQueue=*/false>(w.needed);
   if (now.admitted) {
     finish_now(w, {true, now.slot, {}});
     return;
@@ -173,7 +173,7 @@ inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
     Waiter* const next = w->next;
     if (w->needed > budget) {
       answer_locked(*w, Reason::too_large, ready);  // the budget shrank under it
-    } else if (const Attempt a = attempt(w->needed, /*for_queue=*/true); a.admitted) {
+    } else if (const Attempt a = attempt</*ForQueue=*/true>(w->needed); a.admitted) {
       grant_locked(*w, a.slot, ready);
     } else if (fifo_) {
       break;  // nobody passes the head
