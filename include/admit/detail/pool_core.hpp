@@ -26,8 +26,8 @@
 //   CAS; so what a previous holder did before it released happens-before the
 //   admission that reuses its capacity. The attention bit is set with a
 //   release RMW after closed_ / queued_ are written; a fast path that sees the
-//   bit issues an acquire fence before reading them. Statistics and the budget
-//   value are relaxed: they order nothing.
+//   bit re-reads state_ with acquire before reading them. Statistics and the
+//   budget value are relaxed: they order nothing.
 #pragma once
 
 #include <array>
@@ -256,16 +256,25 @@ class alignas(cache_line_size) PoolCore {
 
   /// After seeing the attention bit: is the pool closed?
   bool closed_flag() const noexcept {
-    // acquire fence: pairs with the release RMW that set the attention bit
-    // after closed_ / queued_ were written, so the loads below see them.
-    std::atomic_thread_fence(std::memory_order_acquire);
+    see_slow_path_state();
     return closed_.load(std::memory_order_relaxed);
   }
 
   /// After seeing the attention bit: must a newcomer queue behind waiters?
   bool queue_has_priority() const noexcept {
-    std::atomic_thread_fence(std::memory_order_acquire);  // as in closed_flag()
+    see_slow_path_state();
     return fifo_ && queued_.load(std::memory_order_relaxed) != 0;
+  }
+
+  /// Called after a relaxed load of state_ showed the attention bit.
+  void see_slow_path_state() const noexcept {
+    // acquire: this reads the RMW that set the bit or a later write (read-read
+    // coherence), and every write to state_ is an RMW, so it is in the release
+    // sequence of the fetch_or(release) in update_attention_locked(), which
+    // came after closed_ / queued_ were written: the relaxed loads that follow
+    // see them. (Not a fence: ThreadSanitizer does not model fences, and GCC
+    // rejects them under -fsanitize=thread.)
+    static_cast<void>(state_.load(std::memory_order_acquire));
   }
 
   /// The answers a request gets without ever entering the queue.

@@ -231,7 +231,7 @@ inline void PoolCore::update_attention_locked() noexcept {
   const bool set = packed::has_attention(state_.load(std::memory_order_relaxed));
   if (wanted && !set) {
     // release: publishes closed_ / queued_ to fast paths that see the bit
-    // (their acquire fence in closed_flag / queue_has_priority).
+    // (their acquire load in see_slow_path_state).
     state_.fetch_or(packed::attention_bit, std::memory_order_release);
   } else if (!wanted && set) {
     // relaxed: clearing only lets fast paths skip the slow path again.
