@@ -8,7 +8,6 @@
 #include <vector>
 
 #include "catch.hpp"
-#include "support.hpp"
 
 using admit::Admission;
 using admit::FixedPolicy;
@@ -19,8 +18,6 @@ using admit::PoolConfig;
 using admit::Reason;
 using admit::SlotPool;
 using admit::TieredPolicy;
-using admit_test::contains;
-using admit_test::invalid_argument_message;
 
 namespace {
 
@@ -176,27 +173,6 @@ TEST_CASE("slot indices are unique among held reservations and reused", "[pool]"
   Admission again = pool.try_acquire(1);
   REQUIRE(again);
   CHECK(again->slot() == freed);
-}
-
-TEST_CASE("invalid configuration throws std::invalid_argument naming the field and limit",
-          "[pool][validation]") {
-  const auto message = [](PoolConfig config) {
-    return invalid_argument_message([&] { SlotPool pool{config}; });
-  };
-  CHECK(contains(message({.memory_budget = 0, .slots = 1}),
-                 "admit::PoolConfig::memory_budget must be in 1..8796093022207 bytes, got 0"));
-  CHECK(contains(message({.memory_budget = PoolConfig::max_memory_budget + 1, .slots = 1}),
-                 "memory_budget must be in 1..8796093022207 bytes, got 8796093022208"));
-  CHECK(contains(message({.memory_budget = MiB, .slots = 0}),
-                 "admit::PoolConfig::slots must be in 1..1048575, got 0"));
-  CHECK(contains(message({.memory_budget = MiB, .slots = PoolConfig::max_slots + 1}),
-                 "slots must be in 1..1048575, got 1048576"));
-  CHECK(contains(message({.memory_budget = MiB, .slots = 4'000'000'000u}), "got 4000000000"));
-  // The policy is validated before the pool ever sees it.
-  CHECK(contains(invalid_argument_message([] {
-                   SlotPool pool{seed_server, FlatPolicy{200}};
-                 }),
-                 "FlatPolicy: percent must be in 0..100, got 200"));
 }
 
 TEST_CASE("the limits themselves are valid and usable", "[pool][validation]") {

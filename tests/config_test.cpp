@@ -1,0 +1,56 @@
+// Tests for admit/config.hpp: PoolConfig's defaults, designated initializers
+// and validation (through the pool that validates it).
+#include <admit/config.hpp>
+#include <admit/pool.hpp>
+
+#include <cstdint>
+
+#include "catch.hpp"
+#include "support.hpp"
+
+using admit::FlatPolicy;
+using admit::MiB;
+using admit::PoolConfig;
+using admit::SlotPool;
+using admit_test::contains;
+using admit_test::invalid_argument_message;
+
+namespace {
+constexpr PoolConfig seed_server{.memory_budget = 200 * MiB, .slots = 8};
+}  // namespace
+
+TEST_CASE("PoolConfig defaults: unlimited waiters, FIFO", "[config]") {
+  constexpr PoolConfig config{.memory_budget = MiB, .slots = 1};
+  STATIC_REQUIRE(config.max_waiters == 0);
+  STATIC_REQUIRE(config.fairness == admit::Fairness::fifo);
+  STATIC_REQUIRE(PoolConfig::max_memory_budget == (std::uint64_t{1} << 43) - 1);
+  STATIC_REQUIRE(PoolConfig::max_slots == (1u << 20) - 1);
+}
+
+TEST_CASE("invalid configuration throws std::invalid_argument naming the field and limit",
+          "[pool][validation]") {
+  const auto message = [](PoolConfig config) {
+    return invalid_argument_message([&] { SlotPool pool{config}; });
+  };
+  CHECK(contains(message({.memory_budget = 0, .slots = 1}),
+                 "admit::PoolConfig::memory_budget must be in 1..8796093022207 bytes, got 0"));
+  CHECK(contains(message({.memory_budget = PoolConfig::max_memory_budget + 1, .slots = 1}),
+                 "memory_budget must be in 1..8796093022207 bytes, got 8796093022208"));
+  CHECK(contains(message({.memory_budget = MiB, .slots = 0}),
+                 "admit::PoolConfig::slots must be in 1..1048575, got 0"));
+  CHECK(contains(message({.memory_budget = MiB, .slots = PoolConfig::max_slots + 1}),
+                 "slots must be in 1..1048575, got 1048576"));
+  CHECK(contains(message({.memory_budget = MiB, .slots = 4'000'000'000u}), "got 4000000000"));
+  // The policy is validated before the pool ever sees it.
+  CHECK(contains(invalid_argument_message([] {
+                   SlotPool pool{seed_server, FlatPolicy{200}};
+                 }),
+                 "FlatPolicy: percent must be in 0..100, got 200"));
+}
+
+TEST_CASE("an out-of-range fairness value is refused, naming the field", "[config][validation]") {
+  const PoolConfig config{
+      .memory_budget = MiB, .slots = 1, .fairness = static_cast<admit::Fairness>(7)};
+  CHECK(contains(invalid_argument_message([&] { SlotPool pool{config}; }),
+                 "admit::PoolConfig::fairness must be Fairness::fifo or Fairness::barging, got 7"));
+}
