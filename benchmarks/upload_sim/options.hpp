@@ -1,0 +1,267 @@
+// benchmarks/upload_sim/options.hpp - the command line: flags, sizes, durations, policies.
+// Part of admit_upload_sim; see upload_sim.cpp for what the simulator does.
+#pragma once
+
+#include "common.hpp"
+#include "format.hpp"
+
+namespace admit_sim {
+
+// --- Options -------------------------------------------------------------------
+
+struct PolicySpec {
+  std::string name;
+  std::variant<admit::TieredPolicy, admit::FlatPolicy, admit::FixedPolicy> policy;
+};
+
+struct Options {
+  std::uint64_t seed = 1;
+  std::uint64_t uploads = 20'000;
+  double rate = 0.3;  // arrivals per second
+  std::uint64_t budget = 200 * MiB;
+  std::uint32_t slots = 8;
+  std::uint64_t bandwidth = 10 * MiB;  // bytes per second, per upload
+  std::uint64_t median_size = 40 * MiB;
+  double sigma = 1.6;
+  std::int64_t wait_ns = 0;       // 0: refused clients give up at once
+  std::uint32_t max_waiters = 0;  // 0: unlimited
+  admit::Fairness fairness = admit::Fairness::fifo;
+  std::vector<PolicySpec> policies;  // empty: the three defaults
+  bool csv = false;
+};
+
+inline constexpr const char* usage_text = R"(usage: admit_upload_sim [options]
+
+Replays seeded upload traffic against a real admit::SlotPool in simulated time,
+once per policy, and prints admitted / refused percentages by reason and size
+class, reserved memory and (with --wait) wait times. Deterministic: the same
+options give the same output.
+
+  --seed N            random seed of the trace                   (default 1)
+  --uploads N         uploads in the trace                       (default 20000)
+  --rate R            Poisson arrivals per second                (default 0.3)
+  --budget SIZE       the pool's memory budget                   (default 200MiB)
+  --slots N           the pool's slots                           (default 8)
+  --bandwidth SIZE    bytes per second of one upload             (default 10MiB)
+  --median-size SIZE  median upload size (lognormal)             (default 40MiB)
+  --sigma S           lognormal sigma: the tail's weight         (default 1.6)
+  --wait DURATION     how long a refused client waits for room,
+                      through async_acquire; 0 = never waits     (default 0)
+  --max-waiters N     PoolConfig::max_waiters; 0 = unlimited     (default 0)
+  --fairness F        fifo | barging                             (default fifo)
+  --policy P          tiered | flat:PERCENT | fixed:SIZE; repeat to compare
+                      (default: flat:10, tiered and fixed:8MiB)
+  --csv               one CSV row per policy and size class instead of tables
+  --help              this text
+
+SIZE: a byte count with an optional binary unit, e.g. 200MiB, 2GiB, 1.5GiB,
+8MiB, 512KiB, 1048576 (B, KiB, MiB, GiB, TiB; "/s" allowed for --bandwidth).
+DURATION: a number and a unit, e.g. 2s, 500ms, 1.5s, 2min (ns, us, ms, s,
+min); 0 needs no unit.
+)";
+
+[[noreturn]] inline void fail(const std::string& message) {
+  std::fprintf(stderr, "admit_upload_sim: %s (see --help)\n", message.c_str());
+  std::exit(2);
+}
+
+inline bool iequals(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    const auto lower = [](char c) {
+      return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    };
+    return lower(x) == lower(y);
+  });
+}
+
+/// "12", "1.5": a non-negative decimal number and the text after it.
+inline std::optional<std::pair<long double, std::string_view>> parse_number(std::string_view text) {
+  std::size_t i = 0;
+  long double value = 0;
+  bool digits = false;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, digits = true) {
+    value = value * 10 + (text[i] - '0');
+  }
+  if (i < text.size() && text[i] == '.') {
+    long double scale = 0.1L;
+    for (++i; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, digits = true) {
+      value += (text[i] - '0') * scale;
+      scale /= 10;
+    }
+  }
+  if (!digits) return std::nullopt;
+  return std::pair{value, text.substr(i)};
+}
+
+inline std::uint64_t parse_size(std::string_view flag, std::string_view text,
+                                bool per_second = false) {
+  const auto number = parse_number(text);
+  if (!number)
+    fail(std::string{flag} + ": expected a size such as 200MiB, got '" + std::string{text} + "'");
+  std::string_view unit = number->second;
+  if (per_second && unit.size() >= 2 && unit.substr(unit.size() - 2) == "/s") {
+    unit.remove_suffix(2);
+  }
+  std::uint64_t scale = 0;
+  if (unit.empty() || iequals(unit, "B")) {
+    scale = 1;
+  } else if (iequals(unit, "KiB")) {
+    scale = KiB;
+  } else if (iequals(unit, "MiB")) {
+    scale = MiB;
+  } else if (iequals(unit, "GiB")) {
+    scale = GiB;
+  } else if (iequals(unit, "TiB")) {
+    scale = TiB;
+  } else {
+    fail(std::string{flag} + ": unknown unit '" + std::string{unit} + "' (B, KiB, MiB, GiB, TiB)");
+  }
+  const long double bytes = std::floor(number->first * static_cast<long double>(scale));
+  if (bytes >= 18446744073709551615.0L)
+    fail(std::string{flag} + ": " + std::string{text} + " is too large");
+  return static_cast<std::uint64_t>(bytes);
+}
+
+inline std::int64_t parse_duration(std::string_view flag, std::string_view text) {
+  const auto number = parse_number(text);
+  if (!number)
+    fail(std::string{flag} + ": expected a duration such as 2s or 500ms, got '" +
+         std::string{text} + "'");
+  const std::string_view unit = number->second;
+  long double scale = 0;
+  if (unit.empty() && number->first == 0) {
+    scale = 1;
+  } else if (unit == "ns") {
+    scale = 1;
+  } else if (unit == "us") {
+    scale = 1e3L;
+  } else if (unit == "ms") {
+    scale = 1e6L;
+  } else if (unit == "s") {
+    scale = 1e9L;
+  } else if (unit == "min") {
+    scale = 60e9L;
+  } else {
+    fail(std::string{flag} + ": '" + std::string{text} + "' needs a unit: ns, us, ms, s or min");
+  }
+  const long double ns = std::round(number->first * scale);
+  if (ns > 1e17L) fail(std::string{flag} + ": " + std::string{text} + " is too long");
+  return static_cast<std::int64_t>(ns);
+}
+
+template <class Int>
+Int parse_int(std::string_view flag, std::string_view text, Int min, Int max) {
+  Int value{};
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size() || value < min || value > max) {
+    fail(std::string{flag} + ": expected an integer in " + std::to_string(min) + ".." +
+         std::to_string(max) + ", got '" + std::string{text} + "'");
+  }
+  return value;
+}
+
+inline double parse_positive(std::string_view flag, std::string_view text,
+                             std::string_view suffix = {}) {
+  if (!suffix.empty() && text.size() > suffix.size() &&
+      text.substr(text.size() - suffix.size()) == suffix) {
+    text.remove_suffix(suffix.size());
+  }
+  const auto number = parse_number(text);
+  if (!number || !number->second.empty() || number->first <= 0) {
+    fail(std::string{flag} + ": expected a positive number, got '" + std::string{text} + "'");
+  }
+  return static_cast<double>(number->first);
+}
+
+inline PolicySpec parse_policy(std::string_view text) {
+  if (text == "tiered") return {"tiered", admit::TieredPolicy{}};
+  if (text.starts_with("flat:")) {
+    std::string_view percent = text.substr(5);
+    if (percent.ends_with("%")) percent.remove_suffix(1);
+    const auto p = parse_int<std::uint32_t>("--policy flat", percent, 0, 100);
+    return {"flat:" + std::to_string(p) + "%", admit::FlatPolicy{p}};
+  }
+  if (text.starts_with("fixed:")) {
+    const std::uint64_t bytes = parse_size("--policy fixed", text.substr(6));
+    std::string name = format_bytes(static_cast<double>(bytes));
+    name.erase(std::remove(name.begin(), name.end(), ' '), name.end());
+    return {"fixed:" + name, admit::FixedPolicy{bytes}};
+  }
+  fail("--policy: expected tiered, flat:PERCENT or fixed:SIZE, got '" + std::string{text} + "'");
+}
+
+inline Options parse_options(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage_text, stdout);
+      std::exit(0);
+    }
+    if (arg == "--csv") {
+      o.csv = true;
+      continue;
+    }
+    std::string_view value;
+    if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+    } else if (i + 1 < argc) {
+      value = argv[++i];
+    } else {
+      fail(std::string{arg} + " needs a value");
+    }
+    if (arg == "--seed") {
+      o.seed = parse_int<std::uint64_t>(arg, value, 0, std::numeric_limits<std::uint64_t>::max());
+    } else if (arg == "--uploads") {
+      o.uploads = parse_int<std::uint64_t>(arg, value, 1, 10'000'000);
+    } else if (arg == "--rate") {
+      o.rate = parse_positive(arg, value, "/s");
+    } else if (arg == "--budget") {
+      o.budget = parse_size(arg, value);
+    } else if (arg == "--slots") {
+      o.slots = parse_int<std::uint32_t>(arg, value, 1, admit::PoolConfig::max_slots);
+    } else if (arg == "--bandwidth") {
+      o.bandwidth = parse_size(arg, value, /*per_second=*/true);
+      if (o.bandwidth == 0) fail("--bandwidth must be positive");
+    } else if (arg == "--median-size") {
+      o.median_size = parse_size(arg, value);
+      if (o.median_size == 0) fail("--median-size must be positive");
+    } else if (arg == "--sigma") {
+      const auto number = parse_number(value);
+      if (!number || !number->second.empty() || number->first > 10) {
+        fail("--sigma: expected a number in 0..10, got '" + std::string{value} + "'");
+      }
+      o.sigma = static_cast<double>(number->first);
+    } else if (arg == "--wait") {
+      o.wait_ns = parse_duration(arg, value);
+    } else if (arg == "--max-waiters") {
+      o.max_waiters =
+          parse_int<std::uint32_t>(arg, value, 0, std::numeric_limits<std::uint32_t>::max());
+    } else if (arg == "--fairness") {
+      if (value == "fifo") {
+        o.fairness = admit::Fairness::fifo;
+      } else if (value == "barging") {
+        o.fairness = admit::Fairness::barging;
+      } else {
+        fail("--fairness: expected fifo or barging, got '" + std::string{value} + "'");
+      }
+    } else if (arg == "--policy") {
+      o.policies.push_back(parse_policy(value));
+    } else {
+      fail("unknown option '" + std::string{arg} + "'");
+    }
+  }
+  if (o.budget == 0 || o.budget > admit::PoolConfig::max_memory_budget) {
+    fail("--budget must be in 1.." + std::to_string(admit::PoolConfig::max_memory_budget) +
+         " bytes");
+  }
+  if (o.policies.empty()) {
+    o.policies.push_back(parse_policy("flat:10"));
+    o.policies.push_back(parse_policy("tiered"));
+    o.policies.push_back(parse_policy("fixed:8MiB"));
+  }
+  return o;
+}
+
+}  // namespace admit_sim
