@@ -308,8 +308,12 @@ class alignas(cache_line_size) PoolCore {
   /// Completes `ready` with mutex_ released, then takes it again.
   void complete_outside(std::unique_lock<std::mutex>& lock, ReadyList& ready) noexcept;
 
-  /// Answers a waiter that never entered the queue, on the calling thread.
-  void finish_now(AsyncWaiter& w, const CoreAdmission& answer, bool under_lock = false) noexcept;
+  /// Writes `answer` into `w`: the one place a waiter's outcome is set.
+  static void record(Waiter& w, const CoreAdmission& answer) noexcept {
+    w.state = answer.admitted ? Waiter::State::granted : Waiter::State::refused;
+    w.slot = answer.slot;
+    w.rejection = answer.rejection;
+  }
 
   /// Sets or clears the attention bit to match the slow-path state. Under mutex_.
   void update_attention_locked() noexcept;

@@ -58,19 +58,21 @@ inline void PoolCore::async_acquire(const std::shared_ptr<AsyncWaiter>& waiter) 
   AsyncWaiter& w = *waiter;
   const Clock::time_point deadline = w.has_deadline ? w.deadline : Clock::time_point::max();
   if (auto refused = refuse_before_waiting(w.declared_size, w.needed, deadline)) {
-    finish_now(w, *refused);
+    record(w, *refused);  // answered at once, on this thread
+    w.complete(*this);
     return;
   }
   const Attempt now = attempt</*ForQueue=*/false>(w.needed);
   if (now.admitted) {
-    finish_now(w, {true, now.slot, {}});
+    record(w, {true, now.slot, {}});
+    w.complete(*this);
     return;
   }
   ReadyList ready;
   {
     const std::scoped_lock lock{mutex_};
     if (auto refused = enqueue_locked(w)) {
-      finish_now(w, *refused, /*under_lock=*/true);
+      record(w, *refused);  // completed below, once the mutex is released
       w.self = waiter;
       ready.push(w);
     } else {
@@ -86,7 +88,7 @@ inline bool PoolCore::cancel(AsyncWaiter& w) noexcept {
   ReadyList ready;
   {
     const std::scoped_lock lock{mutex_};
-    if (w.state != Waiter::State::queued || w.self == nullptr) return false;  // answered
+    if (w.state != Waiter::State::queued) return false;  // already answered
     answer_locked(w, Reason::cancelled, ready);
     dispatch_locked(ready);  // a cancelled head must not block those behind it
   }
@@ -188,8 +190,7 @@ inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
 
 inline void PoolCore::grant_locked(Waiter& w, std::uint32_t slot, ReadyList& ready) noexcept {
   dequeue_locked(w);
-  w.state = Waiter::State::granted;
-  w.slot = slot;
+  record(w, {true, slot, {}});
   notify_locked(w, ready);
 }
 
@@ -197,8 +198,7 @@ inline void PoolCore::answer_locked(Waiter& w, Reason reason, ReadyList& ready) 
   dequeue_locked(w);
   const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
   const std::uint64_t word = state_.load(std::memory_order_relaxed);
-  w.state = Waiter::State::refused;
-  w.rejection = refuse(reason, w.declared_size, w.needed, word, budget).rejection;
+  record(w, refuse(reason, w.declared_size, w.needed, word, budget));
   notify_locked(w, ready);
 }
 
@@ -214,14 +214,6 @@ inline void PoolCore::complete_outside(std::unique_lock<std::mutex>& lock,
   lock.unlock();
   ready.complete_all(*this);
   lock.lock();
-}
-
-inline void PoolCore::finish_now(AsyncWaiter& w, const CoreAdmission& answer,
-                                 bool under_lock) noexcept {
-  w.state = answer.admitted ? Waiter::State::granted : Waiter::State::refused;
-  w.slot = answer.slot;
-  w.rejection = answer.rejection;
-  if (!under_lock) w.complete(*this);
 }
 
 inline void PoolCore::update_attention_locked() noexcept {
