@@ -55,6 +55,22 @@
 
 namespace admit {
 
+namespace detail {
+
+/// now + timeout, saturating instead of overflowing for huge timeouts.
+template <class Clock, class Rep, class Period>
+typename Clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
+  const typename Clock::time_point now = Clock::now();
+  if (timeout <= timeout.zero()) return now;
+  const auto left = Clock::time_point::max() - now;
+  if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(left)) {
+    return Clock::time_point::max();
+  }
+  return now + std::chrono::ceil<typename Clock::duration>(timeout);
+}
+
+}  // namespace detail
+
 template <MemoryPolicy Policy = DefaultPolicy>
 class SlotPool {
  public:
@@ -89,7 +105,7 @@ class SlotPool {
   template <class Rep, class Period>
   [[nodiscard]] Admission acquire_for(std::uint64_t declared_size,
                                       std::chrono::duration<Rep, Period> timeout) noexcept {
-    return acquire(declared_size, deadline_after(timeout));
+    return acquire(declared_size, detail::deadline_after<clock>(timeout));
   }
 
   /// Queues the request and returns at once; `handler(Admission&&)` is called
@@ -111,7 +127,7 @@ class SlotPool {
   template <class Rep, class Period, AdmissionHandler Handler>
   Ticket async_acquire_for(std::uint64_t declared_size, std::chrono::duration<Rep, Period> timeout,
                            Handler&& handler) {
-    return async_acquire(declared_size, deadline_after(timeout), std::forward<Handler>(handler));
+    return async_acquire(declared_size, detail::deadline_after<clock>(timeout), std::forward<Handler>(handler));
   }
 
   /// Refuses new requests with `closed` and answers every waiter with
@@ -162,18 +178,6 @@ class SlotPool {
     }
     core_.async_acquire(waiter);
     return detail::TicketAccess::make(std::move(waiter), core_);
-  }
-
-  /// now + timeout, saturating instead of overflowing for huge timeouts.
-  template <class Rep, class Period>
-  static clock::time_point deadline_after(std::chrono::duration<Rep, Period> timeout) noexcept {
-    const clock::time_point now = clock::now();
-    if (timeout <= timeout.zero()) return now;
-    const auto left = clock::time_point::max() - now;
-    if (timeout >= std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(left)) {
-      return clock::time_point::max();
-    }
-    return now + std::chrono::ceil<clock::duration>(timeout);
   }
 
   Policy policy_;
