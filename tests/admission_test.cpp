@@ -30,7 +30,7 @@ TEST_CASE("an admitted Admission gives access to its reservation", "[admission]"
   CHECK(ca.value().bytes() == MiB);
 }
 
-TEST_CASE("a refused Admission gives its rejection; value() throws", "[admission]") {
+TEST_CASE("a refused Admission gives its rejection, and value() throws", "[admission]") {
   SlotPool pool{PoolConfig{.memory_budget = 10 * MiB, .slots = 2}, admit::FlatPolicy{100}};
   Admission a = pool.try_acquire(11 * MiB);
   REQUIRE_FALSE(a.has_value());
