@@ -37,3 +37,29 @@ admit_ensure_packages() {
   "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${missing[@]}"
 }
+
+# admit_boost_package
+#   Prints the Debian package that provides Boost for admit::asio and the upload
+#   server: Boost 1.77 or later, for Asio's per-operation cancellation. Debian 12's
+#   libboost-dev is 1.74, so this is libboost1.81-dev, unless a recent enough
+#   libboost1.XX-dev is installed already. Installing it replaces libboost1.74-dev
+#   (the two conflict), which the message below says before apt does it.
+admit_boost_package() {
+  local installed
+  installed=$(dpkg-query -W -f '${Package} ${Status}\n' 'libboost1.*-dev' 2>/dev/null |
+    awk '$NF == "installed" { print $1 }' || true)
+  local package version
+  for package in $installed; do
+    version=${package#libboost1.}
+    version=${version%-dev}
+    if ((version >= 77)); then
+      echo "$package"
+      return 0
+    fi
+  done
+  if [[ $installed == *libboost1.74-dev* ]]; then
+    echo "admit: Boost 1.74 lacks per-operation cancellation (needs 1.77);" \
+      "installing libboost1.81-dev replaces libboost1.74-dev" >&2
+  fi
+  echo libboost1.81-dev
+}

@@ -1,0 +1,21 @@
+// upload_server/http_session.hpp - one HTTP connection: uploads, metrics,
+// health, and the hand-over of WebSocket upgrades.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "server.hpp"
+
+namespace upload_server {
+
+/// Serves requests on `socket` until the client or an error ends the
+/// connection. Routes:
+///   POST /api/v1/upload   multipart/form-data or a raw body (?name=...)
+///   GET  /ws/upload       WebSocket upgrade (websocket_session.hpp)
+///   GET  /metrics         the pool's stats, Prometheus text format
+///   GET  /healthz         "ok"
+[[nodiscard]] boost::asio::awaitable<void> serve_http(Server& server,
+                                                     boost::asio::ip::tcp::socket socket);
+
+}  // namespace upload_server

@@ -1,0 +1,161 @@
+// options.cpp - a table of flags, each with the function that applies its value.
+#include "options.hpp"
+
+#include <admit/config.hpp>
+
+#include <array>
+#include <charconv>
+#include <cstddef>
+#include <optional>
+#include <stdexcept>
+
+namespace upload_server {
+namespace {
+
+[[noreturn]] void reject(std::string_view expected, std::string_view value) {
+  throw std::invalid_argument("expected " + std::string{expected} + ", got '" + std::string{value} +
+                              "'");
+}
+
+// A decimal integer in [min, max], or a message saying what was expected.
+template <class Int>
+Int parse_integer(std::string_view value, Int min, Int max, std::string_view expected) {
+  Int result{};
+  const char* const end = value.data() + value.size();
+  const auto [stop, error] = std::from_chars(value.data(), end, result);
+  if (error != std::errc{} || stop != end || result < min || result > max) {
+    reject(expected, value);
+  }
+  return result;
+}
+
+// admit validates the pool configuration itself; these checks only move the
+// error from server start-up to the flag that caused it, with the flag's name.
+void set_budget(Options& options, std::string_view value) {
+  const std::uint64_t budget = parse_size(value);
+  if (budget == 0 || budget > admit::PoolConfig::max_memory_budget) {
+    reject("a budget of 1B to " + std::to_string(admit::PoolConfig::max_memory_budget) + "B",
+           value);
+  }
+  options.budget = budget;
+}
+
+void set_slots(Options& options, std::string_view value) {
+  options.slots = parse_integer<std::uint32_t>(
+      value, 1, admit::PoolConfig::max_slots,
+      "a slot count in 1.." + std::to_string(admit::PoolConfig::max_slots));
+}
+
+struct Flag {
+  std::string_view name;
+  bool takes_value;
+  void (*apply)(Options&, std::string_view value);
+};
+
+constexpr std::array<Flag, 11> flags{{
+    {"--host", true,
+     [](Options& o, std::string_view v) {
+       if (v.empty()) reject("a host name or address", v);
+       o.host = v;
+     }},
+    {"--port", true,
+     [](Options& o, std::string_view v) {
+       o.port = parse_integer<std::uint16_t>(v, 0, 65535, "a port number in 0..65535");
+     }},
+    {"--dir", true,
+     [](Options& o, std::string_view v) {
+       if (v.empty()) reject("a directory", v);
+       o.dir = v;
+     }},
+    {"--budget", true, set_budget},
+    {"--slots", true, set_slots},
+    {"--policy", true,
+     [](Options& o, std::string_view v) {
+       o.policy = AnyPolicy::parse(v);
+       o.policy_text = v;
+     }},
+    {"--wait", true, [](Options& o, std::string_view v) { o.wait = parse_duration(v); }},
+    {"--max-body", true,
+     [](Options& o, std::string_view v) {
+       o.max_body = parse_size(v);
+       if (o.max_body == 0) reject("a size of at least 1B", v);
+     }},
+    {"--admission", true,
+     [](Options& o, std::string_view v) {
+       if (v != "on" && v != "off") reject("on or off", v);
+       o.admission = v == "on";
+     }},
+    {"--grace", true, [](Options& o, std::string_view v) { o.grace = parse_duration(v); }},
+    {"--help", false, [](Options& o, std::string_view) { o.help = true; }},
+}};
+
+const Flag* find_flag(std::string_view name) {
+  for (const Flag& flag : flags) {
+    if (flag.name == name) return &flag;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Options parse_options(std::span<const std::string_view> args) {
+  Options options;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view name = args[i];
+    std::optional<std::string_view> value;
+    if (const std::size_t equals = name.find('=');
+        name.starts_with("--") && equals != std::string_view::npos) {
+      value = name.substr(equals + 1);
+      name = name.substr(0, equals);
+    }
+    const Flag* flag = find_flag(name);
+    if (flag == nullptr) {
+      throw std::invalid_argument(
+          (name.starts_with("-") ? "unknown flag '" : "unexpected argument '") + std::string{name} +
+          "' (see --help)");
+    }
+    const std::string prefix = std::string{flag->name} + ": ";
+    if (!flag->takes_value && value) {
+      throw std::invalid_argument(prefix + "takes no value, got '" + std::string{*value} + "'");
+    }
+    if (flag->takes_value && !value) {
+      if (i + 1 == args.size()) throw std::invalid_argument(prefix + "missing value");
+      value = args[++i];
+    }
+    try {
+      flag->apply(options, value.value_or(std::string_view{}));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(prefix + e.what());
+    }
+  }
+  return options;
+}
+
+std::string usage(std::string_view program) {
+  return "usage: " + std::string{program} + R"( [flags]
+
+An HTTP and WebSocket upload server whose uploads are admitted by admit.
+
+  --host HOST          address to listen on (default 127.0.0.1)
+  --port N             port to listen on, 0 for any free port (default 8080)
+  --dir PATH           directory to store uploads in (default uploads)
+  --budget SIZE        memory all running uploads may reserve (default 200MiB)
+  --slots N            uploads that may run at once (default 16)
+  --policy POLICY      what each upload reserves (default tiered):
+                         tiered         20 % below 100 MiB, 10 % below 1 GiB,
+                                        then 5 % capped at 100 MiB
+                         flat:PERCENT   the same percentage of every upload
+                         fixed:SIZE     the same bytes for every upload
+  --wait DURATION      how long an upload may wait for room (default 0: refuse)
+  --max-body SIZE      largest upload accepted (default 64GiB)
+  --admission on|off   off admits every upload, to compare (default on)
+  --grace DURATION     how long running uploads may finish on shutdown (default 30s)
+  --help               print this text and exit
+
+SIZE is a number with an optional unit: B, KiB, MiB, GiB, TiB (binary) or kB,
+MB, GB, TB (decimal), such as 200MiB or 1.5GiB. DURATION is 0 or a number with
+ms, s, m or h, such as 250ms or 1.5s. Both "--flag value" and "--flag=value" work.
+)";
+}
+
+}  // namespace upload_server

@@ -1,0 +1,46 @@
+// options.hpp - the upload server's command-line flags.
+//
+// Parsing is separate from main() so that every flag, default and error
+// message is unit tested. Errors are std::invalid_argument whose message names
+// the flag and quotes the offending value ("--budget: expected a size such as
+// 200MiB, got '20x'"), ready to print above the usage text.
+#pragma once
+
+#include <admit/units.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "any_policy.hpp"
+#include "quantities.hpp"  // parse_size, parse_duration: the flags' value syntax
+
+namespace upload_server {
+
+struct Options {
+  std::string host = "127.0.0.1";            ///< --host: address to listen on
+  std::uint16_t port = 8080;                 ///< --port: 0 picks a free port
+  std::filesystem::path dir = "uploads";     ///< --dir: where uploads are stored
+  std::uint64_t budget = 200 * admit::MiB;   ///< --budget: memory for all uploads
+  std::uint32_t slots = 16;                  ///< --slots: uploads at once
+  AnyPolicy policy;                          ///< --policy: bytes each upload reserves
+  std::string policy_text = "tiered";        ///< --policy as given, for logs
+  std::chrono::milliseconds wait{0};         ///< --wait: queue for room this long
+  std::uint64_t max_body = 64 * admit::GiB;  ///< --max-body: largest upload
+  bool admission = true;                     ///< --admission off: admit everything
+  std::chrono::milliseconds grace{std::chrono::seconds{30}};  ///< --grace: drain on shutdown
+  bool help = false;                                          ///< --help: print usage() and exit
+};
+
+/// Parses the arguments after the program name. Accepts "--flag value" and
+/// "--flag=value"; a later flag overrides an earlier one. Throws
+/// std::invalid_argument naming the flag (or the unknown argument) and the value.
+[[nodiscard]] Options parse_options(std::span<const std::string_view> args);
+
+/// The --help text, with `program` as the command name.
+[[nodiscard]] std::string usage(std::string_view program);
+
+}  // namespace upload_server

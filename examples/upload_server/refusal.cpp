@@ -1,0 +1,58 @@
+#include "refusal.hpp"
+
+#include <admit/fmt.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace upload_server {
+
+namespace {
+
+// Long enough for a client to see the effect of others finishing, short
+// enough not to idle. A closing server is not coming back soon.
+unsigned retry_after_seconds(admit::Reason reason) {
+  return reason == admit::Reason::closed ? 30 : 1;
+}
+
+}  // namespace
+
+std::string refusal_json(const admit::Rejection& rejection) {
+  const nlohmann::json body = {
+      {"reason", admit::to_string(rejection.reason)},
+      {"message", fmt::format("{}", rejection)},
+      {"declared_size", rejection.declared_size},
+      {"needed_bytes", rejection.needed_bytes},
+      {"available_bytes", rejection.available_bytes},
+      {"memory_budget", rejection.memory_budget},
+      {"slots_in_use", rejection.slots_in_use},
+      {"slots", rejection.slots},
+  };
+  return body.dump();
+}
+
+HttpRefusal http_refusal(const admit::Rejection& rejection) {
+  if (admit::is_permanent(rejection.reason)) {
+    return {413, 0, refusal_json(rejection)};
+  }
+  return {503, retry_after_seconds(rejection.reason), refusal_json(rejection)};
+}
+
+WebSocketRefusal websocket_refusal(const admit::Rejection& rejection) {
+  const auto reason = admit::to_string(rejection.reason);
+  std::string text;
+  if (admit::is_permanent(rejection.reason)) {
+    text = fmt::format("{}: needs {} bytes, budget {} bytes", reason, rejection.needed_bytes,
+                       rejection.memory_budget);
+    return {close_too_big, std::move(text)};
+  }
+  if (rejection.reason == admit::Reason::no_slot) {
+    text = fmt::format("{}: all {} slots in use, retry later", reason, rejection.slots);
+  } else {
+    text = fmt::format("{}: needs {} bytes, {} free of {}, retry later", reason,
+                       rejection.needed_bytes, rejection.available_bytes, rejection.memory_budget);
+  }
+  // 1013 "Try Again Later" (IANA WebSocket close code registry).
+  return {1013, std::move(text)};
+}
+
+}  // namespace upload_server

@@ -1,0 +1,73 @@
+#include "server.hpp"
+
+#include <admit/asio.hpp>
+#include <admit/fmt.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+
+namespace upload_server {
+
+namespace {
+
+std::uint64_t free_bytes(const admit::Stats& stats) {
+  return stats.bytes_in_use < stats.memory_budget ? stats.memory_budget - stats.bytes_in_use : 0;
+}
+
+void log_line(std::string_view line) {
+  // One write per line, flushed: the log is read by people and tests as it grows.
+  std::fwrite(line.data(), 1, line.size(), stdout);
+  std::fflush(stdout);
+}
+
+void log_admission(const Server& server, UploadId id, std::uint64_t declared_size,
+                   const admit::Admission& admission) {
+  if (admission) {
+    const auto stats = server.pool.stats();
+    log_line(fmt::format("{}#{} declared={} ({}) reserved={} ({}) free={} ({}) outcome=admitted\n",
+                         id.protocol, id.number, declared_size, admit::ByteSize{declared_size},
+                         admission->bytes(), admit::ByteSize{admission->bytes()}, free_bytes(stats),
+                         admit::ByteSize{free_bytes(stats)}));
+  } else {
+    const admit::Rejection& refusal = admission.error();
+    log_line(fmt::format("{}#{} declared={} ({}) reserved=0 free={} ({}) outcome={} ({})\n",
+                         id.protocol, id.number, declared_size, admit::ByteSize{declared_size},
+                         refusal.available_bytes, admit::ByteSize{refusal.available_bytes},
+                         refusal.reason, refusal));
+  }
+}
+
+}  // namespace
+
+boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId id,
+                                                      std::uint64_t declared_size) {
+  if (!server.options.admission) {
+    log_line(fmt::format("{}#{} declared={} reserved=0 free=- outcome=admitted (admission off)\n",
+                         id.protocol, id.number, declared_size));
+    co_return admit::SlotReservation{};
+  }
+
+  // Not a conditional expression around the co_await: GCC 12 destroys the
+  // temporaries of such an expression twice, releasing a reservation twice.
+  if (server.options.wait > std::chrono::milliseconds::zero()) {
+    admit::Admission admission = co_await admit::asio::async_acquire_for(
+        server.pool, declared_size, server.options.wait, boost::asio::use_awaitable);
+    log_admission(server, id, declared_size, admission);
+    co_return admission;
+  }
+  admit::Admission admission = server.pool.try_acquire(declared_size);
+  log_admission(server, id, declared_size, admission);
+  co_return admission;
+}
+
+void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
+                    std::string_view outcome) {
+  const auto stats = server.pool.stats();
+  log_line(fmt::format("{}#{} ended bytes={} ({}) outcome={}; in use now {} of {}, slots {}/{}\n",
+                       id.protocol, id.number, bytes, admit::ByteSize{bytes}, outcome,
+                       admit::ByteSize{stats.bytes_in_use}, admit::ByteSize{stats.memory_budget},
+                       stats.slots_in_use, stats.slots));
+}
+
+}  // namespace upload_server

@@ -1,0 +1,59 @@
+// upload_server/server.hpp - what every connection of the server shares, and
+// the one place where an upload asks admit for room.
+//
+// The server runs on one thread: an io_context that every connection's
+// coroutine shares, so this state needs no locks. admit's own threads (the
+// pool's timer, for --wait) never touch it: admit::asio hands their answers
+// back to the io_context.
+#pragma once
+
+#include <admit/admission.hpp>
+#include <admit/pool.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <cstdint>
+#include <string_view>
+
+#include "any_policy.hpp"
+#include "options.hpp"
+
+namespace upload_server {
+
+using Pool = admit::SlotPool<AnyPolicy>;
+
+struct Server {
+  const Options& options;
+  Pool& pool;
+  std::uint64_t next_upload_id = 1;
+  int uploads_running = 0;  // admitted and not finished; read by the shutdown
+};
+
+/// Names an upload in the log: "http#12", "ws#3".
+struct UploadId {
+  std::string_view protocol;
+  std::uint64_t number;
+};
+
+/// Asks the pool for room for `declared_size` bytes: at once, or waiting up to
+/// --wait for others to finish. Logs the outcome in one line. With
+/// --admission off, admits everything with an empty reservation (to measure
+/// what admission costs).
+[[nodiscard]] boost::asio::awaitable<admit::Admission> admit_upload(Server& server,
+                                                                    UploadId id,
+                                                                    std::uint64_t declared_size);
+
+/// Logs how an admitted upload ended: "stored", or why it did not.
+void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes, std::string_view outcome);
+
+/// Counts an admitted upload as running while it lives (for the shutdown).
+class RunningUpload {
+ public:
+  explicit RunningUpload(Server& server) noexcept : server_{server} { ++server_.uploads_running; }
+  ~RunningUpload() { --server_.uploads_running; }
+  RunningUpload(const RunningUpload&) = delete;
+  RunningUpload& operator=(const RunningUpload&) = delete;
+
+ private:
+  Server& server_;
+};
+
+}  // namespace upload_server

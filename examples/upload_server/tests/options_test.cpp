@@ -1,0 +1,250 @@
+// Tests for options.hpp, quantities.hpp and any_policy.hpp: the server's flags,
+// the size and duration syntax they share, and the runtime-chosen policy.
+#include "options.hpp"
+
+#include <admit/policy.hpp>
+#include <admit/units.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "any_policy.hpp"
+#include "catch.hpp"
+#include "quantities.hpp"
+#include "support.hpp"
+
+using admit::GiB;
+using admit::KiB;
+using admit::MiB;
+using admit::TiB;
+using admit_test::contains;
+using admit_test::invalid_argument_message;
+using std::chrono::milliseconds;
+using upload_server::AnyPolicy;
+using upload_server::Options;
+using upload_server::parse_duration;
+using upload_server::parse_size;
+
+namespace {
+
+constexpr std::uint64_t seed_upload = 2'530'644'380;
+
+Options parse(std::vector<std::string_view> args) { return upload_server::parse_options(args); }
+
+std::string parse_error(std::vector<std::string_view> args) {
+  return invalid_argument_message([&] { (void)parse(std::move(args)); });
+}
+
+}  // namespace
+
+TEST_CASE("parse_size reads bytes, binary and decimal units, and exact fractions",
+          "[options][size]") {
+  CHECK(parse_size("0") == 0);
+  CHECK(parse_size("1024") == 1024);
+  CHECK(parse_size("512B") == 512);
+  CHECK(parse_size("64KiB") == 64 * KiB);
+  CHECK(parse_size("200MiB") == 200 * MiB);
+  CHECK(parse_size("2GiB") == 2 * GiB);
+  CHECK(parse_size("1TiB") == TiB);
+  CHECK(parse_size("1kB") == 1'000);
+  CHECK(parse_size("1KB") == 1'000);
+  CHECK(parse_size("5MB") == 5'000'000);
+  CHECK(parse_size("2GB") == 2'000'000'000);
+  CHECK(parse_size("3TB") == 3'000'000'000'000);
+  CHECK(parse_size("1.5GiB") == 1536 * MiB);
+  CHECK(parse_size("0.5KiB") == 512);
+  CHECK(parse_size("2.0GiB") == 2 * GiB);
+  CHECK(parse_size("2.530644380GB") == seed_upload);
+  CHECK(parse_size("18446744073709551615") == std::numeric_limits<std::uint64_t>::max());
+  CHECK(parse_size("16777215.5TiB") == 16777215 * TiB + TiB / 2);  // near 2^64, yet whole
+}
+
+TEST_CASE("parse_size refuses garbage, fractions of a byte and overflow, quoting the text",
+          "[options][size]") {
+  const auto check_refused = [](std::initializer_list<std::string_view> texts) {
+    for (const std::string_view text : texts) {
+      INFO("text: '" << text << "'");
+      CHECK(invalid_argument_message([&] { (void)parse_size(text); }) ==
+            "expected a size such as 200MiB, got '" + std::string{text} + "'");
+    }
+  };
+  check_refused(
+      {"", "20x", "MiB", "-1", "+1", " 1", "1 ", "1 MiB", "1.", ".5KiB", "1..2", "1.2.3KiB"});
+  check_refused({"1M", "1K", "1mib", "1kib", "1Mb"});  // units are spelled out exactly
+  check_refused({"1.5", "1.5B", "0.3KiB"});            // not a whole number of bytes
+  check_refused({"18446744073709551616", "16777216TiB", "0.00000000000000000001TiB"});
+}
+
+TEST_CASE("parse_duration reads ms, s, m and h, and a bare 0", "[options][duration]") {
+  CHECK(parse_duration("0") == milliseconds{0});
+  CHECK(parse_duration("0s") == milliseconds{0});
+  CHECK(parse_duration("250ms") == milliseconds{250});
+  CHECK(parse_duration("2s") == milliseconds{2'000});
+  CHECK(parse_duration("1.5s") == milliseconds{1'500});
+  CHECK(parse_duration("0.001s") == milliseconds{1});
+  CHECK(parse_duration("1m") == milliseconds{60'000});
+  CHECK(parse_duration("1.5h") == milliseconds{5'400'000});
+}
+
+TEST_CASE("parse_duration refuses a missing unit, sub-millisecond values and overflow",
+          "[options][duration]") {
+  for (const std::string_view bad : {"", "5", "s", "1.5ms", "0.0001s", "2 s", "1d", "-1s", "1S",
+                                     "9223372036854775808ms", "1e3ms"}) {
+    INFO("text: '" << bad << "'");
+    CHECK(invalid_argument_message([&] { (void)parse_duration(bad); }) ==
+          "expected a duration such as 250ms or 1.5s, got '" + std::string{bad} + "'");
+  }
+  CHECK(parse_duration("9223372036854775807ms").count() ==
+        std::numeric_limits<milliseconds::rep>::max());
+}
+
+TEST_CASE("AnyPolicy reserves what the policy it holds reserves", "[options][policy]") {
+  STATIC_REQUIRE(admit::MemoryPolicy<AnyPolicy>);
+
+  SECTION("tiered, the default, matches admit::DefaultPolicy") {
+    const AnyPolicy policy;
+    CHECK(policy.name() == "tiered");
+    CHECK(AnyPolicy::parse("tiered").name() == "tiered");
+    const admit::DefaultPolicy reference;
+    std::mt19937_64 rng{7578};
+    std::vector<std::uint64_t> sizes{
+        0,       1,   100 * MiB - 1, 100 * MiB,
+        GiB - 1, GiB, seed_upload,   std::numeric_limits<std::uint64_t>::max()};
+    for (int i = 0; i < 1000; ++i) sizes.push_back(rng() >> (rng() % 64));
+    for (const std::uint64_t size : sizes) {
+      INFO("size " << size);
+      CHECK(policy.bytes_for(size) == reference.bytes_for(size));
+    }
+    CHECK(policy.bytes_for(seed_upload) == 104'857'600);
+  }
+  SECTION("flat:10 is the old rule that refused the seed's upload") {
+    const AnyPolicy policy = AnyPolicy::parse("flat:10");
+    CHECK(policy.name() == "flat:10");
+    CHECK(policy.bytes_for(seed_upload) == 253'064'438);
+    CHECK(AnyPolicy::parse("flat:100").bytes_for(seed_upload) == seed_upload);
+  }
+  SECTION("fixed:SIZE reserves the same for every upload, and names it in bytes") {
+    const AnyPolicy policy = AnyPolicy::parse("fixed:8MiB");
+    CHECK(policy.name() == "fixed:8388608");
+    CHECK(policy.bytes_for(0) == 8 * MiB);
+    CHECK(policy.bytes_for(seed_upload) == 8 * MiB);
+  }
+  SECTION("a custom tier table says so in its name") {
+    const AnyPolicy policy{admit::TieredPolicy{{MiB, 50}, {admit::Tier::unbounded, 1}}};
+    CHECK(policy.name() == "tiered:custom");
+    CHECK(policy.bytes_for(1000) == 500);
+  }
+}
+
+TEST_CASE("AnyPolicy::parse refuses what it does not know, quoting it", "[options][policy]") {
+  for (const std::string_view bad :
+       {"", "Tiered", "flat", "flat:", "flat:0", "flat:101", "flat:-1", "flat: 10", "flat:10%",
+        "flat:4294967306", "fixed", "fixed:", "fixed:0", "fixed:8mib", "fixed:1.5B", "tiered:x"}) {
+    INFO("text: '" << bad << "'");
+    const std::string message = invalid_argument_message([&] { (void)AnyPolicy::parse(bad); });
+    CHECK(contains(message, "expected tiered, flat:PERCENT (1..100) or fixed:SIZE"));
+    CHECK(contains(message, "got '" + std::string{bad} + "'"));
+  }
+}
+
+TEST_CASE("parse_options: no arguments give the documented defaults", "[options]") {
+  const Options o = parse({});
+  CHECK(o.host == "127.0.0.1");
+  CHECK(o.port == 8080);
+  CHECK(o.dir == "uploads");
+  CHECK(o.budget == 200 * MiB);
+  CHECK(o.slots == 16);
+  CHECK(o.policy.name() == "tiered");
+  CHECK(o.policy_text == "tiered");
+  CHECK(o.wait == milliseconds{0});
+  CHECK(o.max_body == 64 * GiB);
+  CHECK(o.admission);
+  CHECK(o.grace == std::chrono::seconds{30});
+  CHECK_FALSE(o.help);
+}
+
+TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value'", "[options]") {
+  const bool with_equals = GENERATE(false, true);
+  const std::vector<std::pair<std::string_view, std::string_view>> flags{
+      {"--host", "0.0.0.0"}, {"--port", "0"},        {"--dir", "/srv/up=loads"},
+      {"--budget", "1GiB"},  {"--slots", "4"},       {"--policy", "fixed:8MiB"},
+      {"--wait", "2s"},      {"--max-body", "1TiB"}, {"--admission", "off"},
+      {"--grace", "1.5s"}};
+  std::vector<std::string> storage;  // owns the "--flag=value" strings
+  storage.reserve(flags.size());
+  std::vector<std::string_view> args;
+  for (const auto& [flag, value] : flags) {
+    if (with_equals) {
+      args.push_back(storage.emplace_back(std::string{flag} + "=" + std::string{value}));
+    } else {
+      args.insert(args.end(), {flag, value});
+    }
+  }
+  const Options o = parse(args);
+  CHECK(o.host == "0.0.0.0");
+  CHECK(o.port == 0);
+  CHECK(o.dir == "/srv/up=loads");  // only the first '=' separates
+  CHECK(o.budget == GiB);
+  CHECK(o.slots == 4);
+  CHECK(o.policy.name() == "fixed:8388608");
+  CHECK(o.policy_text == "fixed:8MiB");
+  CHECK(o.wait == milliseconds{2'000});
+  CHECK(o.max_body == TiB);
+  CHECK_FALSE(o.admission);
+  CHECK(o.grace == milliseconds{1'500});
+  CHECK_FALSE(o.help);
+  CHECK(parse({"--help"}).help);
+  CHECK(parse({"--admission", "on"}).admission);
+}
+
+TEST_CASE("parse_options: a later flag overrides an earlier one", "[options]") {
+  const Options o = parse({"--slots", "4", "--policy=flat:10", "--slots=8", "--policy", "tiered"});
+  CHECK(o.slots == 8);
+  CHECK(o.policy.name() == "tiered");
+  CHECK(o.policy_text == "tiered");
+}
+
+TEST_CASE("parse_options errors name the flag and quote the value", "[options]") {
+  CHECK(parse_error({"--budget", "20x"}) == "--budget: expected a size such as 200MiB, got '20x'");
+  CHECK(parse_error({"--budget=20x"}) == "--budget: expected a size such as 200MiB, got '20x'");
+  CHECK(parse_error({"--port", "65536"}) ==
+        "--port: expected a port number in 0..65535, got '65536'");
+  CHECK(parse_error({"--port", "-1"}) == "--port: expected a port number in 0..65535, got '-1'");
+  CHECK(parse_error({"--slots", "0"}) == "--slots: expected a slot count in 1..1048575, got '0'");
+  CHECK(parse_error({"--slots", "1048576"}) ==
+        "--slots: expected a slot count in 1..1048575, got '1048576'");
+  CHECK(parse_error({"--budget", "0"}) ==
+        "--budget: expected a budget of 1B to 8796093022207B, got '0'");
+  CHECK(parse_error({"--budget", "8TiB"}) ==
+        "--budget: expected a budget of 1B to 8796093022207B, got '8TiB'");
+  CHECK(contains(parse_error({"--policy", "flat:0"}), "--policy: expected tiered,"));
+  CHECK(contains(parse_error({"--policy", "flat:0"}), "got 'flat:0'"));
+  CHECK(parse_error({"--admission", "yes"}) == "--admission: expected on or off, got 'yes'");
+  CHECK(parse_error({"--wait", "5"}) ==
+        "--wait: expected a duration such as 250ms or 1.5s, got '5'");
+  CHECK(parse_error({"--max-body", "0"}) == "--max-body: expected a size of at least 1B, got '0'");
+  CHECK(parse_error({"--host="}) == "--host: expected a host name or address, got ''");
+  CHECK(parse_error({"--dir", ""}) == "--dir: expected a directory, got ''");
+  CHECK(parse_error({"--port", "1", "--grace"}) == "--grace: missing value");
+  CHECK(parse_error({"--help=yes"}) == "--help: takes no value, got 'yes'");
+  CHECK(parse_error({"--frobnicate", "1"}) == "unknown flag '--frobnicate' (see --help)");
+  CHECK(parse_error({"--frobnicate=1"}) == "unknown flag '--frobnicate' (see --help)");
+  CHECK(parse_error({"-p"}) == "unknown flag '-p' (see --help)");
+  CHECK(parse_error({"8080"}) == "unexpected argument '8080' (see --help)");
+}
+
+TEST_CASE("usage names the program and documents every flag", "[options]") {
+  const std::string text = upload_server::usage("upload_server");
+  CHECK(text.starts_with("usage: upload_server [flags]\n"));
+  for (const char* flag : {"--host", "--port", "--dir", "--budget", "--slots", "--policy", "--wait",
+                           "--max-body", "--admission", "--grace", "--help"}) {
+    INFO(flag);
+    CHECK(contains(text, std::string{"\n  "} + flag + " "));
+  }
+}
