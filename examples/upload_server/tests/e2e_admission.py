@@ -1,0 +1,150 @@
+"""Cases of admission under contention: uploads refused when every slot is held,
+admitted when room frees up within --wait, and refused when the wait runs out."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from typing import Callable, Optional
+
+from e2e_clients import WsUpload
+from e2e_context import Ctx, expect_no_body_sent, expect_refusal, finish, hold
+from e2e_metrics import REASONS
+from e2e_support import KiB, MiB, check, log, payload, tiered, within
+
+
+async def overload(ctx: Ctx) -> None:
+    """--slots 2: two held WebSocket uploads; a third is closed 1013, curl gets 503
+    no_slot with Retry-After (with and without Expect); then both held ones finish."""
+    ctx.start_server("--budget", "200MiB", "--slots", "2")
+    data_a, data_b = payload(2 * MiB + 7, seed=7), payload(3 * MiB + 11, seed=8)
+    a = await hold(ctx, "held_a.bin", len(data_a))
+    b = await hold(ctx, "held_b.bin", len(data_b))
+    m = await ctx.metrics()
+    check(m.in_use() == (tiered(len(data_a)) + tiered(len(data_b)), 2),
+          f"expected {tiered(len(data_a)) + tiered(len(data_b))} bytes and 2 slots in use, "
+          f"got {m.summary()}")
+
+    c = ctx.upload("third.bin", MiB)
+    check(await c.start() is None, "expected the third WebSocket upload to be refused (1013), "
+                                   "it got ready")
+    check(c.refused[0] == 1013, f"expected close 1013 for the third upload, got {c.refused}")
+    log(f"third WebSocket upload: closed {c.refused}")
+
+    size = 3 * MiB
+    r = await ctx.curl_raw(ctx.write_file("over.bin", payload(size, seed=9)), "over.bin",
+                           "--expect100-timeout", "30")
+    body = expect_refusal(r, 503, "no_slot")
+    check(body.get("declared_size") == size, f"expected declared_size {size}, got {body}")
+    expect_no_body_sent(r, size)
+    log(f"curl with Expect: 503, Retry-After {r.headers.get('retry-after')}, {body}")
+
+    # Without Expect (a body under 1 MiB, as a browser's fetch sends it): the refusal
+    # must still reach the client, not a connection reset.
+    r = await ctx.curl_raw(ctx.write_file("small_over.bin", payload(100 * KiB, seed=10)),
+                           "small_over.bin")
+    check(r.rc == 0, f"expected curl to receive the 503 of a refused 100 KiB body sent without "
+                     f"Expect, got {r.describe()}")
+    expect_refusal(r, 503, "no_slot")
+
+    m = await ctx.metrics()
+    check(m.rejected("no_slot") == 3 and m["admit_slots_in_use"] == 2,
+          f"expected no_slot 3 and 2 slots in use, got {m.summary()}")
+
+    await asyncio.gather(finish(a, data_a), finish(b, data_b))
+    for name, data in (("held_a.bin", data_a), ("held_b.bin", data_b)):
+        ctx.expect_stored({"name": name, "bytes": len(data),
+                           "sha256": hashlib.sha256(data).hexdigest()}, data, name)
+    await ctx.wait_store(["held_a.bin", "held_b.bin"])
+    m = await ctx.wait_idle()
+    check(m["admit_admitted_total"] == 2, f"expected admit_admitted_total 2, got {m.summary()}")
+
+
+async def admitted_after(ctx: Ctx, holder: WsUpload, data: bytes, waiter: asyncio.Future,
+                         what: str, early: Optional[Callable[[], str]] = None):
+    """`waiter` (a started upload) queues behind `holder`: once /metrics shows one
+    waiter (and, with `early`, `waiter` has no answer yet; else fail with early()),
+    `holder` sends `data` and finishes, and `waiter` must get its answer within 30 s:
+    returns it. `waiter` is cancelled if this fails first."""
+    try:
+        await ctx.wait_metrics(lambda m: m["admit_waiters"] == 1, "admit_waiters 1", timeout=3)
+        if early is not None:
+            check(not waiter.done(), early())
+        await asyncio.sleep(0.5)
+        await finish(holder, data)
+        return await within(asyncio.shield(waiter), 30, what)
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+
+
+async def wait_for_room(ctx: Ctx) -> None:
+    """--slots 1 --wait 5s: a second upload (curl, then WebSocket) waits while the first
+    is held and is admitted when it finishes, instead of refused."""
+    ctx.start_server("--budget", "200MiB", "--slots", "1", "--wait", "5s")
+
+    # Round 1: a curl upload waits behind a held WebSocket upload.
+    data_a = payload(2 * MiB, seed=11)
+    a = await hold(ctx, "a.bin", len(data_a))
+    data_b = payload(3 * MiB + 5, seed=12)
+    path_b = ctx.write_file("b.bin", data_b)
+    curl_b = asyncio.ensure_future(ctx.curl_raw(path_b, "b.bin", "--expect100-timeout", "30"))
+    r = await admitted_after(ctx, a, data_a, curl_b, "the waiting curl upload")
+    check(r.status == 201, f"expected the waiting curl upload to be admitted (201), "
+                           f"got {r.describe()}")
+    ctx.expect_stored(r.json(), data_b, "b.bin")
+
+    # Round 2: a WebSocket upload waits behind a held WebSocket upload.
+    data_c = payload(MiB + 3, seed=13)
+    c = await hold(ctx, "c.bin", len(data_c))
+    data_d = payload(2 * MiB + 9, seed=14)
+    d = ctx.upload("d.bin", len(data_d))
+    await d.connect()
+    await d.send_header()
+    first = asyncio.ensure_future(d.first_answer(30))
+    ready = await admitted_after(
+        ctx, c, data_c, first, "'d.bin' to be admitted",
+        early=lambda: f"expected 'd.bin' to wait, it got an answer: {d.ready or d.refused}")
+    check(ready is not None, f"expected the waiting WebSocket upload to get ready, "
+                             f"it was closed with {d.refused}")
+    await finish(d, data_d)
+
+    await ctx.wait_store(["a.bin", "b.bin", "c.bin", "d.bin"])
+    m = await ctx.wait_idle()
+    check(m["admit_admitted_total"] == 4 and all(m.rejected(r) == 0 for r in REASONS),
+          f"expected 4 admitted and nothing refused, got {m.summary()}")
+
+
+async def wait_timeout(ctx: Ctx) -> None:
+    """--slots 1 --wait 300ms with a holder that does not finish: curl gets 503 timeout
+    (with Retry-After) and a WebSocket upload is closed 1013, each after >= ~300 ms."""
+    ctx.start_server("--budget", "200MiB", "--slots", "1", "--wait", "300ms")
+    data_a = payload(MiB, seed=15)
+    a = await hold(ctx, "a.bin", len(data_a))
+
+    size = 2 * MiB
+    r = await ctx.curl_raw(ctx.write_file("late.bin", payload(size, seed=16)), "late.bin",
+                           "--expect100-timeout", "30")
+    expect_refusal(r, 503, "timeout")
+    expect_no_body_sent(r, size)
+    check(r.info.get("time_total", 0) >= 0.25,
+          f"expected the timeout refusal after waiting ~300 ms, it came after "
+          f"{r.info.get('time_total')} s")
+    log(f"curl: 503 timeout after {r.info.get('time_total')} s")
+
+    w = ctx.upload("late_ws.bin", size)
+    started = time.monotonic()
+    check(await w.start() is None, "expected the waiting WebSocket upload to be refused, it got ready")
+    waited = time.monotonic() - started
+    check(w.refused[0] == 1013, f"expected close 1013 (timeout), got {w.refused}")
+    check(waited >= 0.25, f"expected the WebSocket refusal after waiting ~300 ms, got it after "
+                          f"{waited:.3f} s")
+    log(f"WebSocket: closed {w.refused} after {waited:.2f} s")
+
+    m = await ctx.metrics()
+    check(m.rejected("timeout") == 2 and m["admit_waiters"] == 0 and m["admit_slots_in_use"] == 1,
+          f"expected timeout 2, no waiters, 1 slot in use, got {m.summary()}")
+    await finish(a, data_a)
+    await ctx.wait_store(["a.bin"])
+    await ctx.wait_idle()
