@@ -54,6 +54,13 @@ Reply error_reply(http::status status, std::string_view error, std::string_view 
   return json_reply(status, {{"error", error}, {"message", detail}});
 }
 
+Reply refusal_reply(const admit::Rejection& rejection) {
+  HttpRefusal refusal = http_refusal(rejection);
+  Reply reply{static_cast<http::status>(refusal.status), std::move(refusal.body)};
+  reply.retry_after = refusal.retry_after;
+  return reply;
+}
+
 net::awaitable<void> send(beast::tcp_stream& stream, const Request& request, Reply reply) {
   http::response<http::string_body> response{reply.status, request.version()};
   response.set(http::field::server, "admit-upload-server");
@@ -208,14 +215,8 @@ net::awaitable<std::optional<Reply>> upload(Server& server, beast::tcp_stream& s
   }
 
   admit::Admission admission = co_await admit_upload(server, id, declared);
-  if (!admission) {
-    HttpRefusal refusal = http_refusal(admission.error());
-    Reply reply{static_cast<http::status>(refusal.status), std::move(refusal.body)};
-    reply.retry_after = refusal.retry_after;
-    co_return reply;
-  }
+  if (!admission) co_return refusal_reply(admission.error());  // 413, or 503 + Retry-After
   const RunningUpload running{server};
-
   if (beast::iequals(request[http::field::expect], "100-continue")) {
     http::response<http::empty_body> go_on{http::status::continue_, request.version()};
     stream.expires_after(idle_timeout);

@@ -51,8 +51,10 @@ WebSocketRefusal websocket_refusal(const admit::Rejection& rejection) {
     text = fmt::format("{}: needs {} bytes, {} free of {}, retry later", reason,
                        rejection.needed_bytes, rejection.available_bytes, rejection.memory_budget);
   }
-  // 1013 "Try Again Later" (IANA WebSocket close code registry).
-  return {1013, std::move(text)};
+  // 1001 "Going Away" for a server shutting down (RFC 6455 7.4.1); 1013 "Try
+  // Again Later" (IANA's WebSocket close code registry) for the rest.
+  return {rejection.reason == admit::Reason::closed ? std::uint16_t{1001} : std::uint16_t{1013},
+          std::move(text)};
 }
 
 }  // namespace upload_server

@@ -6,11 +6,11 @@
 //   Reason        HTTP                       WebSocket close
 //   too_large     413                        1009 (message too big)
 //   no_slot,
-//   no_memory,    503 + Retry-After          1013 (try again later)
+//   no_memory,    503 + Retry-After: 1       1013 (try again later)
 //   queue_full,
 //   timeout,
-//   cancelled,
-//   closed
+//   cancelled
+//   closed        503 + Retry-After: 30      1001 (going away: shutting down)
 //
 // The JSON body (HTTP) carries the reason and every figure of the Rejection;
 // a WebSocket close reason is limited to 123 bytes, so it carries the reason
@@ -30,7 +30,7 @@ struct HttpRefusal {
 };
 
 struct WebSocketRefusal {
-  std::uint16_t close_code;  ///< 1009 or 1013
+  std::uint16_t close_code;  ///< 1009, 1013 or 1001
   std::string reason;        ///< at most 123 bytes, as RFC 6455 allows
 };
 
