@@ -34,10 +34,10 @@
 // releases the reservation it carries, into the pool: destroy the
 // io_context before the pool.
 //
-// Boost.Asio 1.77 or later (per-operation cancellation); define
-// ADMIT_ASIO_STANDALONE to use standalone Asio 1.19 or later instead.
-// CMake target: admit::asio, which links Boost::headers (or nothing, for
-// standalone Asio: then provide it yourself).
+// Boost.Asio 1.77 or later (per-operation cancellation); CMake target
+// admit::asio, which links Boost::headers. (Standalone Asio is not supported:
+// on Debian 12 its package cannot be installed beside a Boost that has
+// per-operation cancellation, so that build could not be tested.)
 #pragma once
 
 #include <chrono>
@@ -50,19 +50,6 @@
 #include "pool.hpp"
 #include "ticket.hpp"
 
-#if defined(ADMIT_ASIO_STANDALONE)
-#include <asio/associated_cancellation_slot.hpp>
-#include <asio/associated_executor.hpp>
-#include <asio/async_result.hpp>
-#include <asio/cancellation_type.hpp>
-#include <asio/execution/outstanding_work.hpp>
-#include <asio/post.hpp>
-#include <asio/prefer.hpp>
-#include <asio/version.hpp>
-#if ASIO_VERSION < 101900
-#error "admit/asio.hpp needs standalone Asio 1.19 or later (per-operation cancellation)"
-#endif
-#else
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -71,20 +58,16 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/version.hpp>
+
 #if BOOST_VERSION < 107700
 #error "admit/asio.hpp needs Boost.Asio 1.77 or later (per-operation cancellation)"
-#endif
 #endif
 
 namespace admit::asio {
 
 namespace detail {
 
-#if defined(ADMIT_ASIO_STANDALONE)
-namespace net = ::asio;
-#else
 namespace net = ::boost::asio;
-#endif
 
 /// Where the cancellation handler finds the request to cancel. Shared because
 /// the handler is installed before the request exists (see initiate()), and
