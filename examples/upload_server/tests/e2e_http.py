@@ -86,9 +86,10 @@ async def curl_too_large(ctx: Ctx) -> None:
 
 
 async def http_errors(ctx: Ctx) -> None:
-    """411 chunked / no length, 400 bad multipart / bad Content-Length, 404, 405,
-    /healthz, and the /metrics format; nothing stored."""
-    ctx.start_server("--budget", "200MiB", "--slots", "8")
+    """411 chunked / no length, 400 bad multipart / bad Content-Length, 413 over
+    --max-body (before admission), 404, 405, /healthz, and the /metrics format;
+    nothing stored."""
+    ctx.start_server("--budget", "200MiB", "--slots", "8", "--max-body", "1MiB")
     small = ctx.write_file("small.bin", payload(1000, seed=20))
 
     async def post(path: Path, content_type: str) -> CurlResult:
@@ -127,6 +128,13 @@ async def http_errors(ctx: Ctx) -> None:
     ctx.soft(status == 400, f"Content-Length: abc: expected 400, got {status} {headers} "
                             f"{body[:200]!r}")
 
+    r = await ctx.curl_raw(ctx.write_file("over_max.bin", payload(MiB + 1, seed=23)), "over.bin",
+                           "--expect100-timeout", "30")
+    ctx.soft(r.status == 413 and r.json().get("reason") == "max_body"
+             and r.json().get("max_body") == MiB and r.json().get("declared_size") == MiB + 1,
+             f"an upload over --max-body 1MiB: expected 413 {{reason: max_body, max_body: {MiB}, "
+             f"declared_size: {MiB + 1}}}, got {r.describe()}")
+
     r = await ctx.curl(ctx.url("/healthz"))
     ctx.soft(r.status == 200 and r.body.strip() == b"ok",
              f"GET /healthz: expected 200 'ok', got {r.describe()}")
@@ -149,6 +157,12 @@ async def http_errors(ctx: Ctx) -> None:
     ctx.soft(not m.unparsed, f"/metrics: unparsable lines {m.unparsed[:5]}")
     ctx.soft(m.get("admit_bytes_budget") == BUDGET_200MIB and m.get("admit_slots") == 8,
              f"/metrics: expected admit_bytes_budget {BUDGET_200MIB} and admit_slots 8, "
+             f"got {m.summary()}")
+    # Only the two well-formed requests with a bad multipart body reach admission
+    # (the body is parsed after it); --max-body refuses before asking the pool.
+    ctx.soft(m.get("admit_admitted_total") == 2
+             and m.get("admit_rejected_total", reason="too_large") == 0,
+             f"/metrics: expected admitted 2 (the bad multipart bodies) and no too_large, "
              f"got {m.summary()}")
     ctx.raise_soft()
     await ctx.wait_store([])
