@@ -77,7 +77,19 @@ net::awaitable<void> shut_down(Server& server, tcp::acceptor& acceptor, int sign
     tick.expires_after(std::chrono::milliseconds{50});
     co_await tick.async_wait(use_tuple);
   }
-  fmt::print("stopped; {} uploads cut off\n", server.uploads_running);
+  if (server.uploads_running > 0) {
+    // Out of grace: tell WebSocket clients (close 1001) and give the closes
+    // a moment to go out. HTTP uploads mid-body have no way to be told.
+    fmt::print("grace over: cutting off {} uploads\n", server.uploads_running);
+    std::fflush(stdout);
+    server.cut_offs.run_all();
+    const auto closes_sent = std::chrono::steady_clock::now() + std::chrono::seconds{1};
+    while (server.uploads_running > 0 && std::chrono::steady_clock::now() < closes_sent) {
+      tick.expires_after(std::chrono::milliseconds{20});
+      co_await tick.async_wait(use_tuple);
+    }
+  }
+  fmt::print("stopped; {} uploads cut off without a word\n", server.uploads_running);
   std::fflush(stdout);
   // Stopping destroys every connection's coroutine: sockets close, partial
   // files are removed and reservations return to the pool.
@@ -97,7 +109,7 @@ int run(const upload_server::Options& options) {
   // server, so both must still exist.
   upload_server::Pool pool{admit::PoolConfig{.memory_budget = options.budget, .slots = options.slots},
                            options.policy};
-  Server server{options, pool};
+  Server server{.options = options, .pool = pool, .cut_offs = {}};
   net::io_context io{1};
   tcp::acceptor acceptor{io};
   boost::system::error_code ec;

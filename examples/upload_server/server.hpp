@@ -11,7 +11,10 @@
 #include <admit/pool.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <cstdint>
+#include <functional>
+#include <list>
 #include <string_view>
+#include <vector>
 
 #include "any_policy.hpp"
 #include "options.hpp"
@@ -20,11 +23,53 @@ namespace upload_server {
 
 using Pool = admit::SlotPool<AnyPolicy>;
 
+/// What a running upload does when the shutdown's grace runs out: say so to
+/// its client (a WebSocket close 1001) rather than have the connection reset.
+class CutOffs {
+ public:
+  using Hook = std::function<void()>;
+
+  /// Keeps `hook` registered while the returned handle lives.
+  class Registration {
+   public:
+    Registration(CutOffs& owner, std::list<Hook>::iterator at) : owner_{owner}, at_{at} {}
+    ~Registration() { end(); }
+    Registration(const Registration&) = delete;
+    Registration& operator=(const Registration&) = delete;
+
+    /// Unregisters now (idempotent): once an upload closes the connection
+    /// itself, a cut-off must not close it a second time.
+    void end() noexcept {
+      if (registered_) owner_.hooks_.erase(at_);
+      registered_ = false;
+    }
+
+   private:
+    CutOffs& owner_;
+    std::list<Hook>::iterator at_;
+    bool registered_ = true;
+  };
+
+  [[nodiscard]] Registration add(Hook hook) {
+    return Registration{*this, hooks_.insert(hooks_.end(), std::move(hook))};
+  }
+
+  void run_all() {
+    // A hook may end its upload, and with it the registration: run copies.
+    const std::vector<Hook> hooks(hooks_.begin(), hooks_.end());
+    for (const Hook& hook : hooks) hook();
+  }
+
+ private:
+  std::list<Hook> hooks_;
+};
+
 struct Server {
   const Options& options;
   Pool& pool;
   std::uint64_t next_upload_id = 1;
   int uploads_running = 0;  // admitted and not finished; read by the shutdown
+  CutOffs cut_offs;
 };
 
 /// Names an upload in the log: "http#12", "ws#3".

@@ -127,8 +127,20 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
   std::vector<char> chunk(chunk_size);
   std::uint64_t received = 0;
   std::uint64_t next_progress = progress_every;
+  // If the shutdown's grace runs out, the client hears 1001 "going away";
+  // the pending read then fails and this coroutine ends like an abort.
+  bool cut_off = false;
+  auto cut_off_hook = server.cut_offs.add([&ws, &cut_off] {
+    cut_off = true;
+    ws.async_close(websocket::close_reason{websocket::close_code::going_away, "server shut down"},
+                   [](const beast::error_code&) {});
+  });
   while (received < request->size) {
     auto [ec, n] = co_await ws.async_read_some(net::buffer(chunk), use_tuple);
+    if (cut_off) {  // the close is under way: no second one
+      log_upload_end(server, id, received, "cut off by the shutdown");
+      co_return;
+    }
     if (ec) {
       // Gone, or closed early. Leaving this scope removes the partial file
       // and returns the reservation.
@@ -136,17 +148,20 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
       co_return;
     }
     if (ws.got_text()) {
+      cut_off_hook.end();  // this session closes the connection itself
       log_upload_end(server, id, received, "refused: text frame during the data");
       co_await close(ws, websocket::close_code::bad_payload, "expected binary frames");
       co_return;
     }
     if (n > request->size - received) {
+      cut_off_hook.end();
       log_upload_end(server, id, received + n, "refused: more than declared");
       co_await close(ws, close_too_big,
                      "more than the declared " + std::to_string(request->size) + " bytes");
       co_return;
     }
     if (const std::error_code write_error = file.write({chunk.data(), n})) {
+      cut_off_hook.end();
       log_upload_end(server, id, received, "storage failed: " + write_error.message());
       co_await close(ws, websocket::close_code::internal_error, "cannot store the upload");
       co_return;
@@ -157,6 +172,8 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
       next_progress += progress_every;
     }
   }
+
+  cut_off_hook.end();  // all received: from here on, this session closes the connection
 
   Stored stored;
   if (const std::error_code ec = file.commit(stored)) {

@@ -183,7 +183,8 @@ async def graceful_shutdown(ctx: Ctx) -> None:
 
 async def shutdown_grace_expired(ctx: Ctx) -> None:
     """SIGTERM with --grace 1s and an upload that never finishes: the server waits
-    about the grace, cuts it (no done), removes its partial file and exits 0."""
+    about the grace, cuts it with close 1001 (no done), removes its partial file
+    and exits 0."""
     server = ctx.start_server("--budget", "200MiB", "--grace", "1s")
     up = await hold(ctx, "stuck.bin", 8 * MiB)
     check(await up.send_all(chunks_of(payload(MiB, seed=25), 64 * KiB)), "1 MiB was not accepted")
@@ -199,5 +200,8 @@ async def shutdown_grace_expired(ctx: Ctx) -> None:
     await up.finished(15)
     check(up.done is None, f"expected no done for an upload cut by shutdown, got {up.done}")
     log(f"the connection ended with {up.close_code} {up.close_reason!r}")
+    check(up.close_code == 1001,
+          f"expected the cut-off upload to be told with close 1001 (going away), got "
+          f"{up.close_code} {up.close_reason!r}")
     entries = server.store_entries()
     check(entries == [], f"expected the partial file removed at exit, the store holds {entries}")
