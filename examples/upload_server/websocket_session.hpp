@@ -8,7 +8,10 @@
 //   client: binary frames, N bytes in all
 //   server: text {"status":"progress","bytes":n} every 64 MiB or so, then
 //           {"status":"done","bytes":N,"sha256":"..."} and close 1000
-// Sending more than N bytes closes with 1009 as soon as the total crosses N.
+// Sending more than N bytes closes with 1009 as soon as a read crosses N. (A
+// read that ends exactly at N completes the upload: "done" and close 1000 go
+// out, and whatever the client sends after that is dropped by the closing
+// handshake, never stored.)
 // A client that vanishes frees its reservation at once (the read fails) and
 // leaves no file behind; one that vanishes while waiting for room (--wait)
 // leaves the queue at once, through per-operation cancellation.
