@@ -167,6 +167,30 @@ TEST_CASE("an async deadline answers timeout from the timer thread", "[ticket][a
   CHECK(pool.stats().rejected.timeout == 1);
 }
 
+// The timer thread runs handlers with the mutex released. A deadline queued
+// meanwhile (here, by the handler itself) must still be noticed: the timer
+// once slept on the deadline it had computed before running the handlers,
+// missed the new one's wake-up and never answered it.
+TEST_CASE("a deadline queued while the timer thread runs handlers still expires",
+          "[ticket][async]") {
+  Pool pool{config, FlatPolicy{100}};
+  SlotReservation held = take(pool, 200 * MiB);
+  std::atomic<int> second_calls{0};
+  std::optional<Reason> second_reason;
+  Answer first;
+  (void)pool.async_acquire_for(10 * MiB, 10ms, [&](Admission a) {
+    (void)pool.async_acquire_for(10 * MiB, 10ms, [&](Admission b) {
+      second_reason = b.error().reason;
+      second_calls.fetch_add(1);
+    });
+    first.handler()(std::move(a));
+  });
+  REQUIRE(eventually([&] { return first.calls == 1; }));
+  CHECK(first.admission->error().reason == Reason::timeout);
+  REQUIRE(eventually([&] { return second_calls == 1; }, 5s));
+  CHECK(second_reason == Reason::timeout);
+}
+
 TEST_CASE("close answers async waiters with closed", "[ticket][async][close]") {
   Pool pool{config, FlatPolicy{100}};
   SlotReservation held = take(pool, 200 * MiB);

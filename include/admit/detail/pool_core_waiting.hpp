@@ -246,8 +246,14 @@ inline void PoolCore::run_timer() noexcept {
     ReadyList ready;
     const Clock::time_point next = expire_locked(Clock::now(), ready);
     dispatch_locked(ready);
-    complete_outside(lock, ready);
-    if (timer_stop_) break;
+    if (!ready.empty()) {
+      // Handlers run with the mutex released; a deadline queued meanwhile
+      // notifies nobody and `next` may be stale: look again before sleeping.
+      complete_outside(lock, ready);
+      continue;
+    }
+    // Locked since `next` was computed, so a deadline queued from now on
+    // notifies this wait: no wake-up is lost.
     if (next == Clock::time_point::max()) {
       timer_wakeup_.wait(lock);
     } else {

@@ -103,6 +103,8 @@ class ReadyList {
     tail_ = &w;
   }
 
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+
   /// Completes every waiter in the order answered. Call without the mutex.
   void complete_all(PoolCore& core) noexcept {
     while (head_ != nullptr) {
