@@ -95,13 +95,16 @@ TEST_CASE("a waiting operation keeps io_context::run() busy until room is made",
   admit::asio::async_acquire(pool, 60 * MiB, net::bind_executor(io, answer.handler()));
 
   // Released from another thread once run() is (or would have been) idle.
+  // (Catch2 assertions are for the test's own thread: the helper records.)
+  bool queued = false;
   std::thread releaser{[&] {
-    REQUIRE(eventually([&] { return pool.stats().waiters == 1; }));
+    queued = eventually([&] { return pool.stats().waiters == 1; });
     std::this_thread::sleep_for(20ms);
     holder.release();
   }};
   io.run();  // returns only after the handler: the wait counts as work
   releaser.join();
+  CHECK(queued);
 
   REQUIRE(answer.calls == 1);
   REQUIRE(answer.admission->has_value());
@@ -264,16 +267,25 @@ TEST_CASE("other completion tokens: use_future and a plain callback", "[asio]") 
   }
 
   SECTION("a callback without an executor runs on the system executor") {
-    std::promise<std::thread::id> ran_on;
+    struct Ran {
+      bool admitted;
+      std::thread::id thread;
+    };
+    std::promise<Ran> ran;
     admit::asio::async_acquire(pool, 10 * MiB, [&](Admission admission) {
-      CHECK(admission.has_value());
-      ran_on.set_value(std::this_thread::get_id());
+      const bool admitted = admission.has_value();
+      // Give the reservation back before saying we are done: once the test
+      // learns that, it destroys the pool, which must outlive the release.
+      if (admitted) admission->release();
+      ran.set_value({admitted, std::this_thread::get_id()});
     });
-    auto future = ran_on.get_future();
+    auto future = ran.get_future();
     REQUIRE(future.wait_for(10s) == std::future_status::ready);
-    CHECK(future.get() != std::this_thread::get_id());
+    const Ran result = future.get();
+    CHECK(result.admitted);
+    CHECK(result.thread != std::this_thread::get_id());
   }
-  CHECK(eventually([&] { return pool.stats().bytes_in_use == 0; }));
+  CHECK(pool.stats().bytes_in_use == 0);
 }
 
 // Cancellations racing grants on a multi-threaded io_context, each operation
