@@ -60,8 +60,7 @@ struct Answer {
 
 }  // namespace
 
-TEST_CASE("an immediate answer still runs on the executor, after the initiating call",
-          "[asio]") {
+TEST_CASE("an immediate answer still runs on the executor, after the initiating call", "[asio]") {
   Pool pool{config, FlatPolicy{100}};
   net::io_context io;
   Answer admitted;
@@ -86,8 +85,7 @@ TEST_CASE("an immediate answer still runs on the executor, after the initiating 
   CHECK(pool.stats().bytes_in_use == 0);
 }
 
-TEST_CASE("a waiting operation keeps io_context::run() busy until room is made",
-          "[asio]") {
+TEST_CASE("a waiting operation keeps io_context::run() busy until room is made", "[asio]") {
   Pool pool{config, FlatPolicy{100}};
   auto holder = std::move(pool.try_acquire(100 * MiB)).value();
   net::io_context io;
@@ -119,8 +117,7 @@ TEST_CASE("use_awaitable: co_await yields the Admission", "[asio][awaitable]") {
 
   // Three uploads of 60 MiB in a 100 MiB pool: each waits for the one before.
   auto upload = [&](std::uint64_t id) -> net::awaitable<void> {
-    Admission admission =
-        co_await admit::asio::async_acquire(pool, 60 * MiB, net::use_awaitable);
+    Admission admission = co_await admit::asio::async_acquire(pool, 60 * MiB, net::use_awaitable);
     REQUIRE(admission.has_value());
     CHECK(pool.stats().bytes_in_use == 60 * MiB);
     order.push_back(id);
@@ -160,7 +157,7 @@ TEST_CASE("per-operation cancellation answers a waiter with cancelled", "[asio][
   CHECK(answer.admission->error().reason == Reason::cancelled);
   CHECK(pool.stats().rejected.cancelled == 1);
   CHECK(pool.stats().bytes_in_use == 100 * MiB);  // only the holder's
-  CHECK_FALSE(signal.slot().has_handler());  // the operation cleaned up after itself
+  CHECK_FALSE(signal.slot().has_handler());       // the operation cleaned up after itself
 }
 
 TEST_CASE("cancelling after the grant delivers the reservation", "[asio][cancel]") {

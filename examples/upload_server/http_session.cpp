@@ -65,12 +65,14 @@ net::awaitable<void> send(beast::tcp_stream& stream, const Request& request, Rep
   http::response<http::string_body> response{reply.status, request.version()};
   response.set(http::field::server, "admit-upload-server");
   response.set(http::field::content_type, reply.content_type);
-  if (reply.retry_after != 0) response.set(http::field::retry_after, std::to_string(reply.retry_after));
+  if (reply.retry_after != 0)
+    response.set(http::field::retry_after, std::to_string(reply.retry_after));
   response.keep_alive(reply.keep_alive);
   response.body() = std::move(reply.body);
   response.prepare_payload();
   stream.expires_after(idle_timeout);
-  co_await http::async_write(stream, response, use_tuple);  // a failed write ends the connection anyway
+  co_await http::async_write(stream, response,
+                             use_tuple);  // a failed write ends the connection anyway
 }
 
 // After a refusal the client may still be sending a body we will not read.
@@ -189,20 +191,22 @@ class BodyWriter final : private MultipartSink {
 
 // POST /api/v1/upload. Returns the answer for the caller to send, or nothing
 // when the client vanished mid-upload.
-net::awaitable<std::optional<Reply>> upload(Server& server, beast::tcp_stream& stream, beast::flat_buffer& buffer,
-                             http::request_parser<http::buffer_body>& parser) {
+net::awaitable<std::optional<Reply>> upload(Server& server, beast::tcp_stream& stream,
+                                            beast::flat_buffer& buffer,
+                                            http::request_parser<http::buffer_body>& parser) {
   const Request& request = parser.get();
   const UploadId id{"http", server.next_upload_id++};
 
   if (!parser.content_length()) {  // chunked, or no length at all
-    co_return error_reply(http::status::length_required, "length_required",
-                          "an upload needs a Content-Length: it is the size admission is asked for");
+    co_return error_reply(
+        http::status::length_required, "length_required",
+        "an upload needs a Content-Length: it is the size admission is asked for");
   }
   const std::uint64_t declared = *parser.content_length();
   if (declared > server.options.max_body) {
-    co_return json_reply(http::status::payload_too_large,
-                         {{"reason", "max_body"}, {"declared_size", declared},
-                          {"max_body", server.options.max_body}});
+    co_return json_reply(http::status::payload_too_large, {{"reason", "max_body"},
+                                                           {"declared_size", declared},
+                                                           {"max_body", server.options.max_body}});
   }
   std::optional<std::string> boundary;
   const std::string_view content_type = request[http::field::content_type];
@@ -227,7 +231,8 @@ net::awaitable<std::optional<Reply>> upload(Server& server, beast::tcp_stream& s
   }
 
   std::string raw_name{query_param(request.target(), "name")};
-  BodyWriter body{server.options.dir, std::move(boundary), raw_name.empty() ? "upload.bin" : raw_name};
+  BodyWriter body{server.options.dir, std::move(boundary),
+                  raw_name.empty() ? "upload.bin" : raw_name};
   std::vector<char> chunk(body_chunk_size);  // the only buffer, whatever the size
   std::uint64_t received = 0;
   while (!parser.is_done()) {
@@ -247,9 +252,9 @@ net::awaitable<std::optional<Reply>> upload(Server& server, beast::tcp_stream& s
   }
   if (!body.finish()) {
     log_upload_end(server, id, received, "refused: " + body.error());
-    co_return error_reply(body.storage_failed() ? http::status::internal_server_error
-                                                : http::status::bad_request,
-                          body.storage_failed() ? "storage" : "bad_request", body.error());
+    co_return error_reply(
+        body.storage_failed() ? http::status::internal_server_error : http::status::bad_request,
+        body.storage_failed() ? "storage" : "bad_request", body.error());
   }
   Stored stored;
   if (const std::error_code ec = body.commit(stored)) {
@@ -276,8 +281,8 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
     if (ec == http::error::end_of_stream || ec == net::error::eof) co_return;
     if (ec) {
       if (ec.category() == http::make_error_code(http::error::bad_target).category()) {
-        co_await send(stream, Request{}, error_reply(http::status::bad_request, "bad_request",
-                                                     ec.message()));
+        co_await send(stream, Request{},
+                      error_reply(http::status::bad_request, "bad_request", ec.message()));
         co_await lingering_close(stream);
       }
       co_return;  // timeout, reset: nothing to answer
@@ -301,8 +306,8 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
     } else if (path == "/api/v1/upload") {
       reply = error_reply(http::status::method_not_allowed, "method_not_allowed", "use POST");
     } else if (path == "/metrics" && request.method() == http::verb::get) {
-      reply = {http::status::ok, prometheus_text(server.pool.stats()),
-               "text/plain; version=0.0.4", 0, !has_body};
+      reply = {http::status::ok, prometheus_text(server.pool.stats()), "text/plain; version=0.0.4",
+               0, !has_body};
     } else if (path == "/healthz" && request.method() == http::verb::get) {
       reply = {http::status::ok, "ok\n", "text/plain", 0, !has_body};
     } else if (path == "/metrics" || path == "/healthz" || path == "/ws/upload") {

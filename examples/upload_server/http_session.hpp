@@ -16,6 +16,6 @@ namespace upload_server {
 ///   GET  /metrics         the pool's stats, Prometheus text format
 ///   GET  /healthz         "ok"
 [[nodiscard]] boost::asio::awaitable<void> serve_http(Server& server,
-                                                     boost::asio::ip::tcp::socket socket);
+                                                      boost::asio::ip::tcp::socket socket);
 
 }  // namespace upload_server

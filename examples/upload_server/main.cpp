@@ -7,6 +7,7 @@
 // uploads are I/O bound, and one thread keeps the example free of locks.
 // SIGINT or SIGTERM: stop accepting, close the pool (waiters and new requests
 // are refused with `closed`), let running uploads finish for up to --grace.
+#include <fmt/format.h>
 #include <admit/config.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,7 +16,6 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 
 #include <csignal>
 #include <cstdio>
@@ -107,8 +107,8 @@ int run(const upload_server::Options& options) {
   // Declared before the io_context: the connections destroyed with it
   // return their reservations to the pool and count themselves out of the
   // server, so both must still exist.
-  upload_server::Pool pool{admit::PoolConfig{.memory_budget = options.budget, .slots = options.slots},
-                           options.policy};
+  upload_server::Pool pool{
+      admit::PoolConfig{.memory_budget = options.budget, .slots = options.slots}, options.policy};
   Server server{.options = options, .pool = pool, .cut_offs = {}};
   net::io_context io{1};
   tcp::acceptor acceptor{io};

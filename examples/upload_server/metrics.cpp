@@ -1,7 +1,7 @@
 #include "metrics.hpp"
 
-#include <admit/rejection.hpp>
 #include <fmt/format.h>
+#include <admit/rejection.hpp>
 
 #include <iterator>
 

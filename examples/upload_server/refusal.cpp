@@ -1,7 +1,7 @@
 #include "refusal.hpp"
 
-#include <admit/fmt.hpp>
 #include <fmt/format.h>
+#include <admit/fmt.hpp>
 #include <nlohmann/json.hpp>
 
 namespace upload_server {
@@ -18,14 +18,10 @@ unsigned retry_after_seconds(admit::Reason reason) {
 
 std::string refusal_json(const admit::Rejection& rejection) {
   const nlohmann::json body = {
-      {"reason", admit::to_string(rejection.reason)},
-      {"message", fmt::format("{}", rejection)},
-      {"declared_size", rejection.declared_size},
-      {"needed_bytes", rejection.needed_bytes},
-      {"available_bytes", rejection.available_bytes},
-      {"memory_budget", rejection.memory_budget},
-      {"slots_in_use", rejection.slots_in_use},
-      {"slots", rejection.slots},
+      {"reason", admit::to_string(rejection.reason)}, {"message", fmt::format("{}", rejection)},
+      {"declared_size", rejection.declared_size},     {"needed_bytes", rejection.needed_bytes},
+      {"available_bytes", rejection.available_bytes}, {"memory_budget", rejection.memory_budget},
+      {"slots_in_use", rejection.slots_in_use},       {"slots", rejection.slots},
   };
   return body.dump();
 }

@@ -1,9 +1,9 @@
 #include "server.hpp"
 
+#include <fmt/format.h>
 #include <admit/asio.hpp>
 #include <admit/fmt.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <fmt/format.h>
 
 #include <cstdio>
 

@@ -82,12 +82,12 @@ struct UploadId {
 /// --wait for others to finish. Logs the outcome in one line. With
 /// --admission off, admits everything with an empty reservation (to measure
 /// what admission costs).
-[[nodiscard]] boost::asio::awaitable<admit::Admission> admit_upload(Server& server,
-                                                                    UploadId id,
+[[nodiscard]] boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId id,
                                                                     std::uint64_t declared_size);
 
 /// Logs how an admitted upload ended: "stored", or why it did not.
-void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes, std::string_view outcome);
+void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
+                    std::string_view outcome);
 
 /// Counts an admitted upload as running while it lives (for the shutdown).
 class RunningUpload {

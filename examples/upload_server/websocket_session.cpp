@@ -92,8 +92,8 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
 
   beast::flat_buffer message;
   if (auto [ec, n] = co_await ws.async_read(message, use_tuple); ec) co_return;
-  const auto request = ws.got_text() ? parse_request(beast::buffers_to_string(message.data()))
-                                     : std::nullopt;
+  const auto request =
+      ws.got_text() ? parse_request(beast::buffers_to_string(message.data())) : std::nullopt;
   if (!request) {
     co_await close(ws, websocket::close_code::policy_error,
                    R"(expected a text message {"name": "...", "size": N})");

@@ -120,9 +120,9 @@ class Completion {
   [[nodiscard]] auto cancellation_slot() const noexcept { return slot_; }
 
  private:
-  using WorkExecutor = std::decay_t<decltype(net::prefer(
-      std::declval<net::associated_executor_t<Handler>>(),
-      net::execution::outstanding_work.tracked))>;
+  using WorkExecutor =
+      std::decay_t<decltype(net::prefer(std::declval<net::associated_executor_t<Handler>>(),
+                                        net::execution::outstanding_work.tracked))>;
   using Slot = net::associated_cancellation_slot_t<Handler>;
 
   // Runs on the handler's executor, where the slot may be touched. Destroyed

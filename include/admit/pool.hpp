@@ -127,7 +127,8 @@ class SlotPool {
   template <class Rep, class Period, AdmissionHandler Handler>
   Ticket async_acquire_for(std::uint64_t declared_size, std::chrono::duration<Rep, Period> timeout,
                            Handler&& handler) {
-    return async_acquire(declared_size, detail::deadline_after<clock>(timeout), std::forward<Handler>(handler));
+    return async_acquire(declared_size, detail::deadline_after<clock>(timeout),
+                         std::forward<Handler>(handler));
   }
 
   /// Refuses new requests with `closed` and answers every waiter with

@@ -39,7 +39,9 @@ TEST_CASE("too_large is 413 and close 1009, naming the need and the budget", "[r
   CHECK(ws.reason == "too_large: needs 253064438 bytes, budget 209715200 bytes");
 }
 
-TEST_CASE("every transient reason is 503 with Retry-After, and a WebSocket close that invites a retry", "[refusal]") {
+TEST_CASE(
+    "every transient reason is 503 with Retry-After, and a WebSocket close that invites a retry",
+    "[refusal]") {
   const Reason reason = GENERATE(Reason::no_slot, Reason::no_memory, Reason::queue_full,
                                  Reason::timeout, Reason::cancelled, Reason::closed);
   CAPTURE(admit::to_string(reason));
@@ -63,7 +65,8 @@ TEST_CASE("the JSON body carries the reason and every figure", "[refusal]") {
   CHECK(body.at("memory_budget") == rejection.memory_budget);
   CHECK(body.at("slots_in_use") == rejection.slots_in_use);
   CHECK(body.at("slots") == rejection.slots);
-  CHECK(body.at("message") == "upload of 2.36 GiB needs 241 MiB, 37 MiB free of 200 MiB, retry later");
+  CHECK(body.at("message") ==
+        "upload of 2.36 GiB needs 241 MiB, 37 MiB free of 200 MiB, retry later");
 }
 
 TEST_CASE("a close reason never exceeds 123 bytes, even with the largest figures", "[refusal]") {
