@@ -55,6 +55,7 @@ CASES: dict[str, tuple[Case, float]] = {
     "overload": (e2e_admission.overload, LIMIT),
     "wait_for_room": (e2e_admission.wait_for_room, LIMIT),
     "wait_timeout": (e2e_admission.wait_timeout, LIMIT),
+    "wait_abandoned": (e2e_admission.wait_abandoned, LIMIT),
     "abort_200": (e2e_lifecycle.abort_200, LIMIT),
     "ws_oversend": (e2e_websocket.ws_oversend, LIMIT),
     "ws_errors": (e2e_websocket.ws_errors, LIMIT),

@@ -148,3 +148,29 @@ async def wait_timeout(ctx: Ctx) -> None:
     await finish(a, data_a)
     await ctx.wait_store(["a.bin"])
     await ctx.wait_idle()
+
+
+async def wait_abandoned(ctx: Ctx) -> None:
+    """--slots 1 --wait 20s: a WebSocket upload queued behind a held one vanishes; it
+    leaves the queue at once (cancelled), not when the 20 s wait runs out."""
+    ctx.start_server("--budget", "200MiB", "--slots", "1", "--wait", "20s")
+    data_a = payload(MiB, seed=26)
+    a = await hold(ctx, "a.bin", len(data_a))
+
+    w = ctx.upload("gone.bin", MiB)
+    await w.connect()
+    await w.send_header()
+    await ctx.wait_metrics(lambda m: m["admit_waiters"] == 1, "admit_waiters 1", timeout=5)
+    left = time.monotonic()
+    w.abort(rst=False)
+    m = await ctx.wait_metrics(lambda m: m["admit_waiters"] == 0, "admit_waiters 0", timeout=10)
+    took = time.monotonic() - left
+    check(took < 10, f"expected the vanished waiter out of the queue well before --wait (20 s), "
+                     f"took {took:.1f} s")
+    check(m.rejected("cancelled") == 1 and m["admit_admitted_total"] == 1,
+          f"expected cancelled 1 and only the holder admitted, got {m.summary()}")
+    log(f"the vanished waiter left the queue {took:.2f} s after its client did")
+
+    await finish(a, data_a)
+    await ctx.wait_store(["a.bin"])
+    await ctx.wait_idle()
