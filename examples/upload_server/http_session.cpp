@@ -132,7 +132,7 @@ class BodyWriter final : private MultipartSink {
     if (!parser_) {
       write_file(data);
     } else if (parser_->feed(data, *this) == MultipartParser::Status::error) {
-      error_ = fmt_error("malformed multipart body: ", parser_->error());
+      error_ = "malformed multipart body: " + std::string{parser_->error()};
     }
     return error_.empty();
   }
@@ -141,7 +141,7 @@ class BodyWriter final : private MultipartSink {
   bool finish() {
     if (!error_.empty()) return false;
     if (parser_ && parser_->finish() != MultipartParser::Status::done) {
-      error_ = fmt_error("malformed multipart body: ", parser_->error());
+      error_ = "malformed multipart body: " + std::string{parser_->error()};
     } else if (!file_) {
       error_ = "the multipart body has no part with a filename";
     }
@@ -153,10 +153,6 @@ class BodyWriter final : private MultipartSink {
   [[nodiscard]] bool storage_failed() const noexcept { return storage_failed_; }
 
  private:
-  static std::string fmt_error(std::string_view prefix, std::string_view what) {
-    return std::string{prefix} + std::string{what};
-  }
-
   void open(std::string_view client_name) {
     file_.emplace();
     if (const std::error_code ec = file_->open(dir_, sanitize_file_name(client_name))) {
