@@ -4,6 +4,8 @@
 #include <admit/pool.hpp>
 
 #include <cstdint>
+#include <optional>
+#include <string>
 
 #include "catch.hpp"
 #include "support.hpp"
@@ -53,4 +55,27 @@ TEST_CASE("an out-of-range fairness value is refused, naming the field", "[confi
       .memory_budget = MiB, .slots = 1, .fairness = static_cast<admit::Fairness>(7)};
   CHECK(contains(invalid_argument_message([&] { SlotPool pool{config}; }),
                  "admit::PoolConfig::fairness must be Fairness::fifo or Fairness::barging, got 7"));
+}
+
+TEST_CASE("PoolConfig validation_error is the constructor's message, without throwing",
+          "[config][validation]") {
+  const PoolConfig bad[] = {
+      {.memory_budget = 0, .slots = 1},
+      {.memory_budget = PoolConfig::max_memory_budget + 1, .slots = 1},
+      {.memory_budget = MiB, .slots = 0},
+      {.memory_budget = MiB, .slots = PoolConfig::max_slots + 1},
+      {.memory_budget = MiB, .slots = 1, .fairness = static_cast<admit::Fairness>(7)},
+      {.memory_budget = 0, .slots = 0},  // the first field out of range is named
+  };
+  for (const PoolConfig& config : bad) {
+    const std::optional<std::string> error = admit::validation_error(config);
+    REQUIRE(error.has_value());
+    CHECK(*error == invalid_argument_message([&] { SlotPool pool{config}; }));
+  }
+  CHECK(contains(*admit::validation_error({.memory_budget = 0, .slots = 0}), "memory_budget"));
+  CHECK_FALSE(admit::validation_error(seed_server).has_value());
+  CHECK_FALSE(admit::validation_error({.memory_budget = PoolConfig::max_memory_budget,
+                                       .slots = PoolConfig::max_slots,
+                                       .fairness = admit::Fairness::barging})
+                  .has_value());
 }

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -206,6 +207,31 @@ TEST_CASE("an invalid tier table throws std::invalid_argument naming the field",
     });
     CHECK(contains(msg, "tiers[0].cap must be > 0"));
   }
+}
+
+TEST_CASE("policy validation_error is the constructor's message, without throwing",
+          "[policy][validation]") {
+  using admit_test::invalid_argument_message;
+  const std::vector<std::vector<Tier>> bad_tables{
+      {},
+      {{MiB, 20}, {Tier::unbounded, 101}},
+      {{GiB, 20}, {MiB, 10}, {Tier::unbounded, 5}},
+      {{MiB, 20}, {GiB, 10}},
+      {{Tier::unbounded, 20, 0}},
+  };
+  for (const std::vector<Tier>& table : bad_tables) {
+    const std::span<const Tier> tiers{table};
+    const std::optional<std::string> error = TieredPolicy::validation_error(tiers);
+    REQUIRE(error.has_value());
+    CHECK(*error == invalid_argument_message([&] { TieredPolicy{tiers}; }));
+  }
+  const TieredPolicy stock;
+  CHECK_FALSE(TieredPolicy::validation_error(stock.tiers()).has_value());
+
+  REQUIRE(FlatPolicy::validation_error(101).has_value());
+  CHECK(*FlatPolicy::validation_error(101) == invalid_argument_message([] { FlatPolicy{101}; }));
+  CHECK_FALSE(FlatPolicy::validation_error(100).has_value());
+  CHECK_FALSE(FlatPolicy::validation_error(0).has_value());
 }
 
 TEST_CASE("FlatPolicy rejects a percentage above 100", "[policy][flat][validation]") {

@@ -11,8 +11,10 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <string>
 #include <utility>
 
+#include "detail/failure.hpp"
 #include "rejection.hpp"
 #include "reservation.hpp"
 
@@ -20,6 +22,7 @@ namespace admit {
 
 /// Thrown by Admission::value() on a refused admission (as std::expected
 /// throws bad_expected_access): asking a refusal for its reservation is a bug.
+/// Built without exceptions, value() prints the same message and aborts.
 class BadAdmissionAccess : public std::exception {
  public:
   explicit BadAdmissionAccess(const Rejection& rejection) noexcept : rejection_{rejection} {}
@@ -84,7 +87,8 @@ class [[nodiscard]] Admission {
   [[nodiscard]] SlotReservation* operator->() noexcept { return &checked(); }
   [[nodiscard]] const SlotReservation* operator->() const noexcept { return &checked(); }
 
-  /// Throws BadAdmissionAccess when refused.
+  /// Throws BadAdmissionAccess when refused (without exceptions: prints
+  /// the message and the reason to stderr and aborts).
   [[nodiscard]] SlotReservation& value() & { return checked_or_throw(); }
   [[nodiscard]] const SlotReservation& value() const& { return checked_or_throw(); }
   [[nodiscard]] SlotReservation&& value() && { return std::move(checked_or_throw()); }
@@ -105,12 +109,25 @@ class [[nodiscard]] Admission {
     return reservation_;
   }
   SlotReservation& checked_or_throw() {
-    if (!admitted_) throw BadAdmissionAccess{rejection_};
+    if (!admitted_) fail_bad_access();
     return reservation_;
   }
   const SlotReservation& checked_or_throw() const {
-    if (!admitted_) throw BadAdmissionAccess{rejection_};
+    if (!admitted_) fail_bad_access();
     return reservation_;
+  }
+
+  [[noreturn]] void fail_bad_access() const {
+#if ADMIT_HAS_EXCEPTIONS
+    throw BadAdmissionAccess{rejection_};
+#else
+    // The same words as BadAdmissionAccess::what(), and the reason: the
+    // program stops here, so this line is all its operator will see.
+    std::string message{"admit: Admission::value() called on a refused admission ("};
+    message += to_string(rejection_.reason);
+    message += ')';
+    detail::abort_with(message.c_str());
+#endif
   }
 
   void destroy() noexcept {

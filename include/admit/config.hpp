@@ -4,13 +4,16 @@
 // word (see detail/packed_state.hpp), which bounds both: at most
 // PoolConfig::max_memory_budget bytes (8 TiB - 1) and PoolConfig::max_slots
 // slots (1,048,575). A configuration outside those limits is refused when the
-// pool is built, never truncated.
+// pool is built, never truncated: SlotPool's constructor throws
+// std::invalid_argument naming the field (built without exceptions, it prints
+// the same message and aborts; validation_error() checks first).
 #pragma once
 
 #include <cstdint>
-#include <stdexcept>
+#include <optional>
 #include <string>
 
+#include "detail/failure.hpp"
 #include "detail/packed_state.hpp"
 
 namespace admit {
@@ -45,30 +48,53 @@ struct PoolConfig {
 
 namespace detail {
 
-[[noreturn]] inline void throw_invalid_config(const char* field, const std::string& limit,
-                                              std::uint64_t got) {
-  throw std::invalid_argument(std::string{"admit::PoolConfig::"} + field + " must be " + limit +
-                              ", got " + std::to_string(got));
+inline std::string config_error(const char* field, const std::string& limit, std::uint64_t got) {
+  return std::string{"admit::PoolConfig::"} + field + " must be " + limit + ", got " +
+         std::to_string(got);
 }
 
-inline void validate_memory_budget(std::uint64_t memory_budget) {
+inline std::optional<std::string> memory_budget_error(std::uint64_t memory_budget) {
   if (memory_budget == 0 || memory_budget > PoolConfig::max_memory_budget) {
-    throw_invalid_config("memory_budget",
-                         "in 1.." + std::to_string(PoolConfig::max_memory_budget) + " bytes",
-                         memory_budget);
+    return config_error("memory_budget",
+                        "in 1.." + std::to_string(PoolConfig::max_memory_budget) + " bytes",
+                        memory_budget);
   }
+  return std::nullopt;
 }
 
-/// Throws std::invalid_argument naming the first field that is out of range.
-inline void validate(const PoolConfig& config) {
-  validate_memory_budget(config.memory_budget);
+}  // namespace detail
+
+/// Why a SlotPool would refuse `config`, in the words of the
+/// std::invalid_argument it would throw, naming the first field out of range
+/// ("admit::PoolConfig::slots must be in 1..1048575, got 0"); nullopt when
+/// the configuration is valid. A program built without exceptions, where an
+/// invalid configuration aborts, checks with this first.
+[[nodiscard]] inline std::optional<std::string> validation_error(const PoolConfig& config) {
+  if (auto error = detail::memory_budget_error(config.memory_budget)) return error;
   if (config.slots == 0 || config.slots > PoolConfig::max_slots) {
-    throw_invalid_config("slots", "in 1.." + std::to_string(PoolConfig::max_slots), config.slots);
+    return detail::config_error("slots", "in 1.." + std::to_string(PoolConfig::max_slots),
+                                config.slots);
   }
   if (config.fairness != Fairness::fifo && config.fairness != Fairness::barging) {
-    throw_invalid_config("fairness", "Fairness::fifo or Fairness::barging",
-                         static_cast<std::uint64_t>(config.fairness));
+    return detail::config_error("fairness", "Fairness::fifo or Fairness::barging",
+                                static_cast<std::uint64_t>(config.fairness));
   }
+  return std::nullopt;
+}
+
+namespace detail {
+
+/// Throws std::invalid_argument (without exceptions: aborts) naming the
+/// field, unless `memory_budget` is a valid budget.
+inline void validate_memory_budget(std::uint64_t memory_budget) {
+  if (auto error = memory_budget_error(memory_budget)) fail_invalid_argument(*error);
+}
+
+/// Returns `config` if it is valid; otherwise throws std::invalid_argument
+/// (without exceptions: aborts) with validation_error(config).
+inline const PoolConfig& validated(const PoolConfig& config) {
+  if (auto error = validation_error(config)) fail_invalid_argument(*error);
+  return config;
 }
 
 }  // namespace detail

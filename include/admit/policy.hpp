@@ -20,7 +20,9 @@
 //   FixedPolicy   a constant per upload: the right model for a server that
 //                 streams each upload to disk through a fixed-size buffer.
 //
-// Invalid parameters throw std::invalid_argument naming the field; in a
+// Invalid parameters throw std::invalid_argument naming the field (built
+// without exceptions: the same message on stderr, then abort; a table read at
+// run time can be checked first with TieredPolicy::validation_error). In a
 // constant expression the same mistake is a compile error.
 #pragma once
 
@@ -31,10 +33,11 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <optional>
 #include <span>
-#include <stdexcept>
 #include <string>
 
+#include "detail/failure.hpp"
 #include "units.hpp"
 
 namespace admit {
@@ -55,13 +58,15 @@ constexpr std::uint64_t percent_of(std::uint64_t size, std::uint32_t percent) no
   return size / 100 * percent + size % 100 * percent / 100;
 }
 
-// The throw helpers are not constexpr on purpose: reaching one while a policy
-// is built in a constant expression turns the mistake into a compile error
-// that names the helper, and the message is only built when it is needed.
-
-[[noreturn]] inline void throw_invalid_policy(const std::string& message) {
-  throw std::invalid_argument(message);
-}
+/// What is wrong with a tier table, found in a constant expression; the
+/// message is built only when it is needed (tier_table_error).
+struct TierTableProblem {
+  enum class Kind : std::uint8_t { count, percent, cap, order, last_below };
+  Kind kind;
+  std::size_t index;       ///< the tier at fault; for Kind::count, the count
+  std::uint64_t value;     ///< its percent or its below
+  std::uint64_t previous;  ///< Kind::order: the previous tier's below
+};
 
 inline std::string describe_limit(std::uint64_t below) {
   return below == std::numeric_limits<std::uint64_t>::max() ? std::string{"Tier::unbounded"}
@@ -72,36 +77,30 @@ inline std::string tier_field(std::size_t index, const char* member) {
   return "TieredPolicy: tiers[" + std::to_string(index) + "]." + member;
 }
 
-[[noreturn]] inline void throw_invalid_tier_count(std::size_t count, std::size_t max) {
-  throw_invalid_policy("TieredPolicy: the table must hold 1 to " + std::to_string(max) +
-                       " tiers, got " + std::to_string(count));
+inline std::string tier_table_error(const TierTableProblem& p, std::size_t max_tiers) {
+  using Kind = TierTableProblem::Kind;
+  switch (p.kind) {
+    case Kind::count:
+      return "TieredPolicy: the table must hold 1 to " + std::to_string(max_tiers) +
+             " tiers, got " + std::to_string(p.index);
+    case Kind::percent:
+      return tier_field(p.index, "percent") + " must be in 0..100, got " + std::to_string(p.value);
+    case Kind::cap:
+      return tier_field(p.index, "cap") + " must be > 0 (to reserve nothing, set percent = 0)";
+    case Kind::order:
+      return tier_field(p.index, "below") + " must be greater than tiers[" +
+             std::to_string(p.index - 1) + "].below (" + describe_limit(p.previous) + "), got " +
+             describe_limit(p.value);
+    case Kind::last_below:
+      return tier_field(p.index, "below") +
+             " must be Tier::unbounded (the last tier covers every larger size), got " +
+             describe_limit(p.value);
+  }
+  return "TieredPolicy: invalid table";
 }
 
-[[noreturn]] inline void throw_invalid_tier_percent(std::size_t index, std::uint32_t percent) {
-  throw_invalid_policy(tier_field(index, "percent") + " must be in 0..100, got " +
-                       std::to_string(percent));
-}
-
-[[noreturn]] inline void throw_invalid_tier_cap(std::size_t index) {
-  throw_invalid_policy(tier_field(index, "cap") +
-                       " must be > 0 (to reserve nothing, set percent = 0)");
-}
-
-[[noreturn]] inline void throw_invalid_tier_order(std::size_t index, std::uint64_t previous,
-                                                  std::uint64_t below) {
-  throw_invalid_policy(tier_field(index, "below") + " must be greater than tiers[" +
-                       std::to_string(index - 1) + "].below (" + describe_limit(previous) +
-                       "), got " + describe_limit(below));
-}
-
-[[noreturn]] inline void throw_invalid_last_tier(std::size_t index, std::uint64_t below) {
-  throw_invalid_policy(tier_field(index, "below") +
-                       " must be Tier::unbounded (the last tier covers every larger size), got " +
-                       describe_limit(below));
-}
-
-[[noreturn]] inline void throw_invalid_flat_percent(std::uint32_t percent) {
-  throw_invalid_policy("FlatPolicy: percent must be in 0..100, got " + std::to_string(percent));
+inline std::string flat_percent_error(std::uint32_t percent) {
+  return "FlatPolicy: percent must be in 0..100, got " + std::to_string(percent);
 }
 
 }  // namespace detail
@@ -139,26 +138,26 @@ class TieredPolicy {
 
   /// Throws std::invalid_argument unless: 1 to max_tiers tiers; `below`
   /// strictly ascending; the last `below` is Tier::unbounded; every percent in
-  /// 0..100; every cap > 0.
+  /// 0..100; every cap > 0. (Without exceptions: prints the message and
+  /// aborts; check a table read at run time with validation_error first.)
   constexpr TieredPolicy(std::initializer_list<Tier> tiers)
       : TieredPolicy(std::span<const Tier>(tiers.begin(), tiers.size())) {}
 
   constexpr explicit TieredPolicy(std::span<const Tier> tiers) : count_{tiers.size()} {
-    if (tiers.empty() || tiers.size() > max_tiers) {
-      detail::throw_invalid_tier_count(tiers.size(), max_tiers);
+    if (const auto problem = find_problem(tiers)) {
+      detail::fail_invalid_argument(detail::tier_table_error(*problem, max_tiers));
     }
-    for (std::size_t i = 0; i < tiers.size(); ++i) {
-      const Tier& t = tiers[i];
-      if (t.percent > 100) detail::throw_invalid_tier_percent(i, t.percent);
-      if (t.cap == 0) detail::throw_invalid_tier_cap(i);
-      if (i > 0 && t.below <= tiers[i - 1].below) {
-        detail::throw_invalid_tier_order(i, tiers[i - 1].below, t.below);
-      }
-      tiers_[i] = t;
+    for (std::size_t i = 0; i < tiers.size(); ++i) tiers_[i] = tiers[i];
+  }
+
+  /// Why the constructor would refuse `tiers`, in the words of its exception
+  /// ("TieredPolicy: tiers[1].percent must be in 0..100, got 120"), or nullopt
+  /// when the table is valid.
+  [[nodiscard]] static std::optional<std::string> validation_error(std::span<const Tier> tiers) {
+    if (const auto problem = find_problem(tiers)) {
+      return detail::tier_table_error(*problem, max_tiers);
     }
-    if (tiers.back().below != Tier::unbounded) {
-      detail::throw_invalid_last_tier(tiers.size() - 1, tiers.back().below);
-    }
+    return std::nullopt;
   }
 
   [[nodiscard]] constexpr std::uint64_t bytes_for(std::uint64_t declared_size) const noexcept {
@@ -177,10 +176,35 @@ class TieredPolicy {
   }
 
   friend constexpr bool operator==(const TieredPolicy& a, const TieredPolicy& b) noexcept {
-    return std::ranges::equal(a.tiers(), b.tiers());
+    // A loop, not std::ranges::equal: libc++ 14 has no ranges algorithms.
+    if (a.count_ != b.count_) return false;
+    for (std::size_t i = 0; i < a.count_; ++i) {
+      if (a.tiers_[i] != b.tiers_[i]) return false;
+    }
+    return true;
   }
 
  private:
+  using Problem = detail::TierTableProblem;
+
+  static constexpr std::optional<Problem> find_problem(std::span<const Tier> tiers) noexcept {
+    if (tiers.empty() || tiers.size() > max_tiers) {
+      return Problem{Problem::Kind::count, tiers.size(), 0, 0};
+    }
+    for (std::size_t i = 0; i < tiers.size(); ++i) {
+      const Tier& t = tiers[i];
+      if (t.percent > 100) return Problem{Problem::Kind::percent, i, t.percent, 0};
+      if (t.cap == 0) return Problem{Problem::Kind::cap, i, 0, 0};
+      if (i > 0 && t.below <= tiers[i - 1].below) {
+        return Problem{Problem::Kind::order, i, t.below, tiers[i - 1].below};
+      }
+    }
+    if (tiers.back().below != Tier::unbounded) {
+      return Problem{Problem::Kind::last_below, tiers.size() - 1, tiers.back().below, 0};
+    }
+    return std::nullopt;
+  }
+
   std::array<Tier, max_tiers> tiers_{};
   std::size_t count_;
 };
@@ -188,11 +212,16 @@ class TieredPolicy {
 /// The same percentage of every size. FlatPolicy{10} is what admit replaced.
 class FlatPolicy {
  public:
-  /// Throws std::invalid_argument unless percent is in 0..100.
+  /// Throws std::invalid_argument unless percent is in 0..100 (without
+  /// exceptions: prints the message and aborts).
   constexpr explicit FlatPolicy(std::uint32_t percent) : percent_{percent} {
-    if (percent > 100) {
-      detail::throw_invalid_flat_percent(percent);
-    }
+    if (percent > 100) detail::fail_invalid_argument(detail::flat_percent_error(percent));
+  }
+
+  /// Why the constructor would refuse `percent`, or nullopt when it is valid.
+  [[nodiscard]] static std::optional<std::string> validation_error(std::uint32_t percent) {
+    if (percent > 100) return detail::flat_percent_error(percent);
+    return std::nullopt;
   }
 
   [[nodiscard]] constexpr std::uint64_t bytes_for(std::uint64_t declared_size) const noexcept {

@@ -59,7 +59,7 @@ struct CoreAdmission {
 class alignas(cache_line_size) PoolCore {
  public:
   explicit PoolCore(const PoolConfig& config)
-      : budget_{(validate(config), config.memory_budget)},
+      : budget_{validated(config).memory_budget},
         slots_{config.slots},
         fifo_{config.fairness == Fairness::fifo},
         max_waiters_{config.max_waiters},
