@@ -37,8 +37,8 @@
 //
 // ByteSize, Rejection and Stats have one fixed shape, so they accept only "{}":
 // any other spec throws fmt::format_error, as fmt does for a spec its own types
-// do not know (and is a compile error where fmt checks format strings at
-// compile time).
+// do not know (through FMT_THROW, so a build without exceptions gets fmt's own
+// answer; and a compile error where fmt checks format strings at compile time).
 #pragma once
 
 #include <algorithm>
@@ -103,7 +103,9 @@ struct ByteSizeText {
     return text;
   }
   // The largest unit <= bytes: 1024^unit, unit in 1..6 (2^64 is 16 EiB).
-  std::size_t unit = static_cast<std::size_t>(std::bit_width(bytes) - 1) / 10;
+  // countl_zero, not bit_width: it returns int in every standard library, so
+  // the one cast is needed everywhere (bit_width's type differs).
+  std::size_t unit = static_cast<std::size_t>(63 - std::countl_zero(bytes)) / 10;
   const unsigned shift = static_cast<unsigned>(10 * unit);
   const std::uint64_t mask = (std::uint64_t{1} << shift) - 1;
   const std::uint64_t whole = bytes >> shift;
@@ -152,7 +154,7 @@ struct EmptySpecFormatter {
   constexpr auto parse(ParseContext& ctx) -> decltype(ctx.begin()) {
     auto it = ctx.begin();
     if (it != ctx.end() && *it != '}') {
-      throw fmt::format_error("admit: this type takes no format spec, use {}");
+      FMT_THROW(fmt::format_error("admit: this type takes no format spec, use {}"));
     }
     return it;
   }

@@ -44,8 +44,8 @@ namespace detail {
 template <class Handler>
 class AsyncWaiterFor final : public AsyncWaiter {
  public:
-  AsyncWaiterFor(std::uint64_t declared, std::uint64_t needed, Handler handler)
-      : AsyncWaiter{declared, needed}, handler_{std::move(handler)} {}
+  AsyncWaiterFor(std::uint64_t declared, std::uint64_t bytes, Handler handler)
+      : AsyncWaiter{declared, bytes}, handler_{std::move(handler)} {}
 
   void complete(PoolCore& core) noexcept override {
     // Moved out so that what the handler captured dies right after the call,
