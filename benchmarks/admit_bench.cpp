@@ -10,7 +10,7 @@
 //
 // Cases (names as in the JSON; benchmarks/report.py turns them into a table):
 //   pair/<impl>/<size>            try_acquire + release, one thread, for the
-//                                 seed's three sizes (one per default tier)
+//                                 three sizes, one per default tier
 //   pair/<impl>/10MiB/threads:N   the same on 2, 4 and 8 threads sharing one
 //                                 pool; time per op = wall time / all ops of
 //                                 all threads, i.e. the inverse of throughput

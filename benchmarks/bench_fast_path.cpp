@@ -27,7 +27,7 @@ namespace {
 using admit::GiB;
 using admit::MiB;
 using admit_bench::Counters;
-using admit_bench::seed_upload;
+using admit_bench::large_upload;
 
 // --- try_acquire + release ----------------------------------------------------
 //
@@ -99,7 +99,7 @@ void refuse_too_large(benchmark::State& state) {
   admit::SlotPool<> pool{{.memory_budget = 50 * MiB, .slots = 8}};
   Counters counters{state};
   for (auto _ : state) {
-    admit::Admission admission = pool.try_acquire(seed_upload);
+    admit::Admission admission = pool.try_acquire(large_upload);
     if (!admission) ++counters.refused;
     benchmark::DoNotOptimize(admission);
   }
@@ -108,7 +108,7 @@ void refuse_too_large(benchmark::State& state) {
 void refuse_no_memory(benchmark::State& state) {
   // One 2.36 GiB upload holds the whole 100 MiB budget; 10 MiB needs 2 MiB more.
   admit::SlotPool<> pool{{.memory_budget = 100 * MiB, .slots = 8}};
-  const admit::Admission held = pool.try_acquire(seed_upload);
+  const admit::Admission held = pool.try_acquire(large_upload);
   if (!held) state.SkipWithError("could not fill the pool");
   Counters counters{state};
   for (auto _ : state) {
@@ -187,14 +187,14 @@ void grow_shrink_admit(benchmark::State& state, std::uint64_t extra) {
 // --- Registration -----------------------------------------------------------------
 
 std::string size_name(std::uint64_t size) {
-  if (size == seed_upload) return "2.36GiB";
+  if (size == large_upload) return "2.36GiB";
   return std::to_string(size / MiB) + "MiB";
 }
 
 }  // namespace
 
 void admit_bench::register_fast_path() {
-  const std::array<std::uint64_t, 3> sizes{10 * MiB, 500 * MiB, seed_upload};
+  const std::array<std::uint64_t, 3> sizes{10 * MiB, 500 * MiB, large_upload};
   struct Pair {
     const char* name;
     void (*run)(benchmark::State&, std::uint64_t);

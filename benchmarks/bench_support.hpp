@@ -1,5 +1,5 @@
 // benchmarks/bench_support.hpp - what every translation unit of admit_benchmarks
-// shares: the seed's sizes, the Counters that report allocs/op and refused/op,
+// shares: the reference sizes, the Counters that report allocs/op and refused/op,
 // the registration helpers that add the "min" statistic and wall-clock timing,
 // and one register_*() function per file, which admit_bench.cpp's main() calls
 // in the order the cases are reported. It measures nothing itself; the baselines
@@ -27,9 +27,9 @@
 
 namespace admit_bench {
 
-// The seed's sizes, one per default tier: 10 MiB (20 %), 500 MiB (10 %) and
+// Reference sizes, one per default tier: 10 MiB (20 %), 500 MiB (10 %) and
 // the 2,530,644,380-byte upload (5 %, capped at 100 MiB).
-inline constexpr std::uint64_t seed_upload = 2'530'644'380;
+inline constexpr std::uint64_t large_upload = 2'530'644'380;
 
 /// Reports allocs/op and refused/op for the calling thread's part of a run.
 class Counters {

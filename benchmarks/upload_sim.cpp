@@ -3,7 +3,7 @@
 //
 // The traffic: uploads arrive as a Poisson process (--rate per second); sizes
 // are lognormal (--median-size, --sigma), which gives the long tail past 2 GiB
-// that broke the seed's server; an admitted upload lasts size / --bandwidth
+// that broke an upload server with about 200 MB free; an admitted upload lasts size / --bandwidth
 // and holds its reservation until then. A client that is refused gives up at
 // once, or, with --wait, waits up to that long for room and then gives up.
 //
@@ -25,7 +25,7 @@
 // reserved bytes, mean slots in use, and with --wait the p50 / p99 wait of
 // the clients that waited and were admitted. At the end every policy's pool
 // must be back to zero in use and its counters must match the replay's own
-// (DESIGN.md invariants 1 and 2); if not, the simulator fails.
+// (nothing over the limits, everything given back); if not, the simulator fails.
 //
 // The random numbers come from std::mt19937_64 (fully specified by the
 // standard) through our own exponential and Box-Muller transforms (the

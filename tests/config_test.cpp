@@ -18,7 +18,7 @@ using admit_test::contains;
 using admit_test::invalid_argument_message;
 
 namespace {
-constexpr PoolConfig seed_server{.memory_budget = 200 * MiB, .slots = 8};
+constexpr PoolConfig server_config{.memory_budget = 200 * MiB, .slots = 8};
 }  // namespace
 
 TEST_CASE("PoolConfig defaults: unlimited waiters, FIFO", "[config]") {
@@ -45,7 +45,7 @@ TEST_CASE("invalid configuration throws std::invalid_argument naming the field a
   CHECK(contains(message({.memory_budget = MiB, .slots = 4'000'000'000u}), "got 4000000000"));
   // The policy is validated before the pool ever sees it.
   CHECK(contains(invalid_argument_message([] {
-                   SlotPool pool{seed_server, FlatPolicy{200}};
+                   SlotPool pool{server_config, FlatPolicy{200}};
                  }),
                  "FlatPolicy: percent must be in 0..100, got 200"));
 }
@@ -73,7 +73,7 @@ TEST_CASE("PoolConfig validation_error is the constructor's message, without thr
     CHECK(*error == invalid_argument_message([&] { SlotPool pool{config}; }));
   }
   CHECK(contains(*admit::validation_error({.memory_budget = 0, .slots = 0}), "memory_budget"));
-  CHECK_FALSE(admit::validation_error(seed_server).has_value());
+  CHECK_FALSE(admit::validation_error(server_config).has_value());
   CHECK_FALSE(admit::validation_error({.memory_budget = PoolConfig::max_memory_budget,
                                        .slots = PoolConfig::max_slots,
                                        .fairness = admit::Fairness::barging})

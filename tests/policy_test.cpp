@@ -23,7 +23,7 @@ using admit_test::invalid_argument_message;
 namespace {
 
 constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
-constexpr std::uint64_t seed_upload = 2'530'644'380;  // the upload that was refused
+constexpr std::uint64_t large_upload = 2'530'644'380;  // the upload that was refused
 
 // floor(size * percent / 100) computed the obvious way, in 128 bits.
 __extension__ using u128 = unsigned __int128;
@@ -31,7 +31,7 @@ std::uint64_t reference_percent(std::uint64_t size, std::uint32_t percent) {
   return static_cast<std::uint64_t>(u128{size} * percent / 100);
 }
 
-// The seed's table written out longhand, as the reference for TieredPolicy{}.
+// The default table written out longhand, as the reference for TieredPolicy{}.
 std::uint64_t reference_default(std::uint64_t size) {
   if (size < 100 * MiB) return reference_percent(size, 20);
   if (size < GiB) return reference_percent(size, 10);
@@ -44,7 +44,7 @@ std::uint64_t reference_default(std::uint64_t size) {
 std::vector<std::uint64_t> interesting_sizes() {
   std::vector<std::uint64_t> sizes{
       0,   1,          99,      100,         101,           100 * MiB,
-      GiB, 2000 * MiB, max_u64, max_u64 - 1, max_u64 / 100, seed_upload};
+      GiB, 2000 * MiB, max_u64, max_u64 - 1, max_u64 / 100, large_upload};
   for (unsigned bit = 0; bit < 64; ++bit) {
     const std::uint64_t p = std::uint64_t{1} << bit;
     sizes.insert(sizes.end(), {p - 1, p, p + 1});
@@ -56,20 +56,20 @@ std::vector<std::uint64_t> interesting_sizes() {
 
 }  // namespace
 
-TEST_CASE("default tiers reproduce the seed's figures in constant expressions",
+TEST_CASE("default tiers reproduce the reference figures in constant expressions",
           "[policy][tiered]") {
   constexpr TieredPolicy tiers;
   static_assert(tiers.bytes_for(10 * MiB) == 2'097'152);
   static_assert(tiers.bytes_for(500 * MiB) == 52'428'800);
-  static_assert(tiers.bytes_for(seed_upload) == 104'857'600);
-  static_assert(FlatPolicy{10}.bytes_for(seed_upload) == 253'064'438);
+  static_assert(tiers.bytes_for(large_upload) == 104'857'600);
+  static_assert(FlatPolicy{10}.bytes_for(large_upload) == 253'064'438);
   static_assert(std::is_same_v<admit::DefaultPolicy, TieredPolicy>);
   // The same at run time, so a failure also shows up as a test failure.
   const TieredPolicy runtime_tiers;
   CHECK(runtime_tiers.bytes_for(10 * MiB) == 2'097'152);
   CHECK(runtime_tiers.bytes_for(500 * MiB) == 52'428'800);
-  CHECK(runtime_tiers.bytes_for(seed_upload) == 104'857'600);
-  CHECK(FlatPolicy{10}.bytes_for(seed_upload) == 253'064'438);
+  CHECK(runtime_tiers.bytes_for(large_upload) == 104'857'600);
+  CHECK(FlatPolicy{10}.bytes_for(large_upload) == 253'064'438);
 }
 
 TEST_CASE("default tier edges: exactly 100 MiB and 1 GiB belong to the upper tier",
@@ -88,11 +88,16 @@ TEST_CASE("default tier edges: exactly 100 MiB and 1 GiB belong to the upper tie
   CHECK(tiers.bytes_for(0) == 0);
 }
 
-TEST_CASE("default tiers are not monotonic, as specified", "[policy][tiered]") {
+TEST_CASE("default tiers drop at 100 MiB and at 1 GiB, as the README says", "[policy][tiered]") {
   constexpr TieredPolicy tiers;
   // 99 MiB reserves 19.8 MiB, 100 MiB only 10 MiB: documented, not "fixed".
   CHECK(tiers.bytes_for(99 * MiB) > tiers.bytes_for(100 * MiB));
-  CHECK(tiers.bytes_for(1023 * MiB) > tiers.bytes_for(GiB));
+  CHECK(tiers.bytes_for(100 * MiB - 1) == 20'971'519);
+  CHECK(tiers.bytes_for(100 * MiB) == 10'485'760);
+  // Just below 1 GiB is 10 % with no cap: more than the 100 MiB cap above it.
+  CHECK(tiers.bytes_for(GiB - 1) == 107'374'182);
+  CHECK(tiers.bytes_for(GiB) == 53'687'091);
+  CHECK(tiers.bytes_for(GiB - 1) > 100 * MiB);
 }
 
 TEST_CASE("fractions round down", "[policy]") {
@@ -130,7 +135,7 @@ TEST_CASE("FixedPolicy reserves the same bytes for every size", "[policy][fixed]
   constexpr FixedPolicy fixed{8 * MiB};
   static_assert(fixed.bytes_for(0) == 8 * MiB);
   CHECK(fixed.bytes_for(1) == 8 * MiB);
-  CHECK(fixed.bytes_for(seed_upload) == 8 * MiB);
+  CHECK(fixed.bytes_for(large_upload) == 8 * MiB);
   CHECK(fixed.bytes_for(max_u64) == 8 * MiB);
   CHECK(fixed.bytes() == 8 * MiB);
   CHECK(FixedPolicy{0}.bytes_for(GiB) == 0);
@@ -143,7 +148,7 @@ TEST_CASE("a tier table can be fixed at compile time", "[policy][tiered]") {
   static_assert(custom.bytes_for(max_u64) == 256 * MiB);
   static_assert(custom.tiers().size() == 2);
   constexpr TieredPolicy flat_as_tiers{{Tier::unbounded, 10}};
-  static_assert(flat_as_tiers.bytes_for(seed_upload) == FlatPolicy{10}.bytes_for(seed_upload));
+  static_assert(flat_as_tiers.bytes_for(large_upload) == FlatPolicy{10}.bytes_for(large_upload));
   CHECK(custom.tiers()[1] == Tier{Tier::unbounded, 10, 256 * MiB});
 }
 

@@ -21,8 +21,8 @@ using admit::TieredPolicy;
 
 namespace {
 
-constexpr std::uint64_t seed_upload = 2'530'644'380;
-constexpr PoolConfig seed_server{.memory_budget = 200 * MiB, .slots = 8};
+constexpr std::uint64_t large_upload = 2'530'644'380;
+constexpr PoolConfig server_config{.memory_budget = 200 * MiB, .slots = 8};
 
 // One instance of each stock policy, for the rules that hold for all of them.
 template <class P>
@@ -42,16 +42,16 @@ FixedPolicy make_policy<FixedPolicy>() {
 
 }  // namespace
 
-TEST_CASE("the seed's upload: refused too_large under flat 10%, admitted under the tiers",
-          "[pool][seed]") {
+TEST_CASE("the 2.36 GiB upload: refused too_large under flat 10%, admitted under the tiers",
+          "[pool][large]") {
   SECTION("FlatPolicy{10}: needs more than the whole budget, refused at once, permanently") {
-    SlotPool pool{seed_server, FlatPolicy{10}};
-    const Admission a = pool.try_acquire(seed_upload);
+    SlotPool pool{server_config, FlatPolicy{10}};
+    const Admission a = pool.try_acquire(large_upload);
     REQUIRE_FALSE(a);
     const admit::Rejection& r = a.error();
     CHECK(r.reason == Reason::too_large);
     CHECK(admit::is_permanent(r.reason));
-    CHECK(r.declared_size == seed_upload);
+    CHECK(r.declared_size == large_upload);
     CHECK(r.needed_bytes == 253'064'438);
     CHECK(r.memory_budget == 200 * MiB);
     CHECK(r.available_bytes == 200 * MiB);
@@ -60,12 +60,12 @@ TEST_CASE("the seed's upload: refused too_large under flat 10%, admitted under t
     CHECK(pool.stats().rejected.too_large == 1);
   }
   SECTION("default tiers: admitted with 100 MiB") {
-    SlotPool pool{seed_server};
+    SlotPool pool{server_config};
     STATIC_REQUIRE(std::is_same_v<decltype(pool), SlotPool<admit::DefaultPolicy>>);
-    Admission a = pool.try_acquire(seed_upload);
+    Admission a = pool.try_acquire(large_upload);
     REQUIRE(a);
     CHECK(a->bytes() == 104'857'600);
-    CHECK(a->declared_size() == seed_upload);
+    CHECK(a->declared_size() == large_upload);
     CHECK(pool.stats().bytes_in_use == 104'857'600);
   }
 }
@@ -91,7 +91,7 @@ TEST_CASE("no_slot when every slot is taken, with the figures", "[pool]") {
 
 TEST_CASE("no_memory when the bytes do not fit now, with the figures", "[pool]") {
   // "needs 100 MiB, 37 MiB free": 163 MiB held of 200 MiB.
-  SlotPool by_bytes{seed_server, admit::FlatPolicy{100}};
+  SlotPool by_bytes{server_config, admit::FlatPolicy{100}};
   Admission big = by_bytes.try_acquire(163 * MiB);
   REQUIRE(big);
   const Admission refused = by_bytes.try_acquire(100 * MiB);
@@ -142,7 +142,7 @@ TEMPLATE_TEST_CASE("every stock policy: a reservation holds what the policy says
   CHECK(pool.policy() == policy);
   std::uint64_t expected_in_use = 0;
   std::vector<admit::SlotReservation> held;
-  for (const std::uint64_t size : {std::uint64_t{0}, MiB, 99 * MiB, 100 * MiB, GiB, seed_upload}) {
+  for (const std::uint64_t size : {std::uint64_t{0}, MiB, 99 * MiB, 100 * MiB, GiB, large_upload}) {
     CAPTURE(size);
     CHECK(pool.bytes_for(size) == policy.bytes_for(size));
     Admission a = pool.try_acquire(size);
@@ -199,7 +199,7 @@ TEST_CASE("the limits themselves are valid and usable", "[pool][validation]") {
     CHECK(pool.try_acquire(0).error().reason == Reason::no_slot);
   }
   SECTION("declared sizes up to the uint64 maximum") {
-    SlotPool pool{seed_server};
+    SlotPool pool{server_config};
     Admission a = pool.try_acquire(UINT64_MAX);
     REQUIRE(a);
     CHECK(a->bytes() == 100 * MiB);
@@ -207,7 +207,7 @@ TEST_CASE("the limits themselves are valid and usable", "[pool][validation]") {
 }
 
 TEST_CASE("nothing on the admission path can throw", "[pool]") {
-  SlotPool pool{seed_server};
+  SlotPool pool{server_config};
   STATIC_REQUIRE(noexcept(pool.try_acquire(1)));
   STATIC_REQUIRE(noexcept(pool.stats()));
   STATIC_REQUIRE(noexcept(pool.bytes_for(1)));

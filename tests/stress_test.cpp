@@ -3,7 +3,7 @@
 // Worker threads hammer one pool with a random mix of admissions, grows,
 // shrinks, releases, moves within a thread and hand-overs to other threads
 // (a reservation released on a thread other than the one that acquired it).
-// Meanwhile a checker thread keeps asserting the invariants from DESIGN.md:
+// Meanwhile a checker thread keeps asserting the pool's invariants:
 //   - bytes in use never exceed the budget, slots in use never exceed slots;
 //   - no slot index is held by two reservations at once (every holder marks
 //     its index in `owners`; a second mark on a held index is a violation);

@@ -12,7 +12,7 @@ TEST_CASE("units are binary and std::uint64_t", "[units]") {
   CHECK(admit::MiB == 1024 * admit::KiB);
   CHECK(admit::GiB == 1024 * admit::MiB);
   CHECK(admit::TiB == 1024 * admit::GiB);
-  // The seed's "100 MiB" tier edge and "200 MiB" budget, spelled in bytes.
+  // The default "100 MiB" tier edge and "200 MiB" budget, spelled in bytes.
   CHECK(100 * admit::MiB == 104'857'600);
   CHECK(200 * admit::MiB == 209'715'200);
 }

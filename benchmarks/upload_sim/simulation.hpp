@@ -227,7 +227,8 @@ class Simulation {
     schedule(now_ + upload.duration_ns, Kind::end, id);
   }
 
-  /// Invariants 1 and 2 of DESIGN.md, and the pool's counters against ours.
+  /// Nothing over the limits, everything given back, and the pool's counters
+  /// against ours.
   void check() {
     const admit::Stats s = pool_.stats();
     const auto count = [&](Outcome o) { return result_.all.outcomes[static_cast<std::size_t>(o)]; };

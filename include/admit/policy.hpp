@@ -8,13 +8,14 @@
 // std::uint64_t input, including the maximum.
 //
 //   TieredPolicy  a table of size tiers, each with a percentage and an optional
-//                 cap. Default-constructed it is admit's default (DESIGN.md):
+//                 cap. Default-constructed it is admit's default:
 //                   size <  100 MiB        20 %
 //                   size <  1 GiB          10 %
 //                   size >= 1 GiB           5 %, at most 100 MiB
 //                 Note that this table is deliberately NOT monotonic: a 99 MiB
-//                 upload reserves 19.8 MiB, a 100 MiB upload only 10 MiB. That
-//                 is the specified default, kept as specified.
+//                 upload reserves 19.8 MiB, a 100 MiB upload only 10 MiB, and
+//                 1 GiB - 1 byte reserves 102.4 MiB, 1 GiB only 51.2 MiB.
+//                 Write your own table if you need monotonic figures.
 //   FlatPolicy    one percentage for every size. FlatPolicy{10} is the
 //                 behaviour admit replaced, kept as the documented rollback.
 //   FixedPolicy   a constant per upload: the right model for a server that

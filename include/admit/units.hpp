@@ -2,7 +2,7 @@
 //
 // Sizes in admit are plain std::uint64_t byte counts; these constants make the
 // binary units explicit at the call site (`200 * admit::MiB`). They are binary
-// (IEC) units: 1 MiB = 1024 * 1024 bytes, as the tier table in DESIGN.md uses.
+// (IEC) units: 1 MiB = 1024 * 1024 bytes, as the default tier table uses.
 #pragma once
 
 #include <cstdint>

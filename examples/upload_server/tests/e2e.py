@@ -8,7 +8,7 @@ One case per invocation: it starts its own server (stdout and stderr in
 DIR/server.log, files in DIR/store), runs, and stops the server (SIGTERM, then
 SIGKILL) even when it fails. Exit 0 on pass; otherwise 1 with what was expected,
 what was seen, and the last 30 lines of the server's log. Every wait is bounded;
-a case gives up after its own time limit (90 s; seed_ws_upload 540 s).
+a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
 in e2e_websocket.py, e2e_http.py, e2e_admission.py and e2e_lifecycle.py; what they
@@ -47,8 +47,8 @@ Case = Callable[[Ctx], Awaitable[None]]
 LIMIT = 90.0
 
 CASES: dict[str, tuple[Case, float]] = {
-    "seed_ws_upload": (e2e_websocket.seed_ws_upload, 540.0),
-    "seed_ws_flat10": (e2e_websocket.seed_ws_flat10, LIMIT),
+    "large_ws_upload": (e2e_websocket.large_ws_upload, 540.0),
+    "large_ws_flat10": (e2e_websocket.large_ws_flat10, LIMIT),
     "curl_multipart": (e2e_http.curl_multipart, LIMIT),
     "curl_raw": (e2e_http.curl_raw, LIMIT),
     "curl_too_large": (e2e_http.curl_too_large, LIMIT),

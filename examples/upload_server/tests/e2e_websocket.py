@@ -1,4 +1,4 @@
-"""Cases of uploads over WebSocket: the seed's 2.5 GB upload admitted and refused,
+"""Cases of uploads over WebSocket: the 2.5 GB upload admitted and refused,
 a client that sends more than it declared, and malformed first messages."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import time
 from e2e_context import Ctx, hold
 from e2e_support import MiB, CaseFailure, GeneratedStream, check, chunks_of, log, payload, tiered
 
-SEED_SIZE = 2_530_644_380
+LARGE_SIZE = 2_530_644_380
 
 
-async def seed_ws_upload(ctx: Ctx) -> None:
-    """The seed's 2,530,644,380-byte upload over WebSocket under a 200 MiB budget:
+async def large_ws_upload(ctx: Ctx) -> None:
+    """The 2,530,644,380-byte upload over WebSocket under a 200 MiB budget:
     reserved 104,857,600 bytes, done with the right SHA-256, server peak RSS < 64 MiB."""
     server = ctx.start_server("--budget", "200MiB")
-    stream = GeneratedStream(SEED_SIZE)
-    up = ctx.upload("seed.bin", SEED_SIZE)
+    stream = GeneratedStream(LARGE_SIZE)
+    up = ctx.upload("large.bin", LARGE_SIZE)
 
     peak_sampled = 0
 
@@ -31,7 +31,7 @@ async def seed_ws_upload(ctx: Ctx) -> None:
     ready = await up.start()
     check(ready is not None, f"expected ready, the server closed with {up.refused}")
     if not ctx.extra_args:
-        check(ready.get("reserved_bytes") == tiered(SEED_SIZE) == 104_857_600,
+        check(ready.get("reserved_bytes") == tiered(LARGE_SIZE) == 104_857_600,
               f"expected reserved_bytes 104857600 (tiered: 5 % capped at 100 MiB), got {ready}")
     log(f"ready: {ready}")
     sampler = asyncio.ensure_future(sample_rss())
@@ -39,7 +39,7 @@ async def seed_ws_upload(ctx: Ctx) -> None:
         for index, chunk in enumerate(stream):
             if not await up.send(chunk, timeout=60):
                 await up.finished(30)
-                raise CaseFailure(f"the server closed the connection after {up.sent} of {SEED_SIZE} "
+                raise CaseFailure(f"the server closed the connection after {up.sent} of {LARGE_SIZE} "
                                   f"bytes: {up.close_code} {up.close_reason!r}")
             if index % 500 == 499:
                 elapsed = time.monotonic() - started
@@ -54,10 +54,10 @@ async def seed_ws_upload(ctx: Ctx) -> None:
     peak = max(hwm, peak_sampled)
 
     entries = server.store_entries()
-    check(entries == ["seed.bin"], f"expected the store to hold ['seed.bin'], it holds {entries}")
-    path = server.store / "seed.bin"
+    check(entries == ["large.bin"], f"expected the store to hold ['large.bin'], it holds {entries}")
+    path = server.store / "large.bin"
     size = path.stat().st_size
-    check(size == SEED_SIZE, f"expected {path} to be {SEED_SIZE} bytes, it is {size}")
+    check(size == LARGE_SIZE, f"expected {path} to be {LARGE_SIZE} bytes, it is {size}")
     with open(path, "rb") as f:  # spot checks: first, a middle and the last (partial) block
         for index in (0, stream.count // 2, stream.count - 1):
             f.seek(index * stream.block)
@@ -67,19 +67,19 @@ async def seed_ws_upload(ctx: Ctx) -> None:
     path.unlink()
     await ctx.wait_idle()
 
-    mb_s = SEED_SIZE / 1e6 / elapsed
+    mb_s = LARGE_SIZE / 1e6 / elapsed
     extra = f" [server args: {' '.join(ctx.extra_args)}]" if ctx.extra_args else ""
-    log(f"seed_ws_upload: {SEED_SIZE} bytes in {elapsed:.1f} s ({mb_s:.1f} MB/s), "
+    log(f"large_ws_upload: {LARGE_SIZE} bytes in {elapsed:.1f} s ({mb_s:.1f} MB/s), "
         f"server peak RSS {peak / MiB:.1f} MiB{extra}")
     check(peak < 64 * MiB, f"expected the server's peak RSS below 64 MiB, VmHWM says "
                            f"{hwm / MiB:.1f} MiB (sampled VmRSS peak {peak_sampled / MiB:.1f} MiB)")
 
 
-async def seed_ws_flat10(ctx: Ctx) -> None:
+async def large_ws_flat10(ctx: Ctx) -> None:
     """The same upload under flat 10 %: close 1009 right after the header, naming
     253064438 and 209715200; counted as too_large; nothing held."""
     ctx.start_server("--budget", "200MiB", "--policy", "flat:10")
-    up = ctx.upload("seed.bin", SEED_SIZE)
+    up = ctx.upload("large.bin", LARGE_SIZE)
     started = time.monotonic()
     ready = await up.start(timeout=15)
     check(ready is None, f"expected close 1009 (too_large) after the header, got {ready}")

@@ -33,7 +33,7 @@ using upload_server::parse_size;
 
 namespace {
 
-constexpr std::uint64_t seed_upload = 2'530'644'380;
+constexpr std::uint64_t large_upload = 2'530'644'380;
 
 Options parse(std::vector<std::string_view> args) { return upload_server::parse_options(args); }
 
@@ -60,7 +60,7 @@ TEST_CASE("parse_size reads bytes, binary and decimal units, and exact fractions
   CHECK(parse_size("1.5GiB") == 1536 * MiB);
   CHECK(parse_size("0.5KiB") == 512);
   CHECK(parse_size("2.0GiB") == 2 * GiB);
-  CHECK(parse_size("2.530644380GB") == seed_upload);
+  CHECK(parse_size("2.530644380GB") == large_upload);
   CHECK(parse_size("18446744073709551615") == std::numeric_limits<std::uint64_t>::max());
   CHECK(parse_size("16777215.5TiB") == 16777215 * TiB + TiB / 2);  // near 2^64, yet whole
 }
@@ -115,25 +115,25 @@ TEST_CASE("AnyPolicy reserves what the policy it holds reserves", "[options][pol
     std::mt19937_64 rng{7578};
     std::vector<std::uint64_t> sizes{
         0,       1,   100 * MiB - 1, 100 * MiB,
-        GiB - 1, GiB, seed_upload,   std::numeric_limits<std::uint64_t>::max()};
+        GiB - 1, GiB, large_upload,   std::numeric_limits<std::uint64_t>::max()};
     for (int i = 0; i < 1000; ++i) sizes.push_back(rng() >> (rng() % 64));
     for (const std::uint64_t size : sizes) {
       INFO("size " << size);
       CHECK(policy.bytes_for(size) == reference.bytes_for(size));
     }
-    CHECK(policy.bytes_for(seed_upload) == 104'857'600);
+    CHECK(policy.bytes_for(large_upload) == 104'857'600);
   }
-  SECTION("flat:10 is the old rule that refused the seed's upload") {
+  SECTION("flat:10 is the old rule that refused the 2.36 GiB upload") {
     const AnyPolicy policy = AnyPolicy::parse("flat:10");
     CHECK(policy.name() == "flat:10");
-    CHECK(policy.bytes_for(seed_upload) == 253'064'438);
-    CHECK(AnyPolicy::parse("flat:100").bytes_for(seed_upload) == seed_upload);
+    CHECK(policy.bytes_for(large_upload) == 253'064'438);
+    CHECK(AnyPolicy::parse("flat:100").bytes_for(large_upload) == large_upload);
   }
   SECTION("fixed:SIZE reserves the same for every upload, and names it in bytes") {
     const AnyPolicy policy = AnyPolicy::parse("fixed:8MiB");
     CHECK(policy.name() == "fixed:8388608");
     CHECK(policy.bytes_for(0) == 8 * MiB);
-    CHECK(policy.bytes_for(seed_upload) == 8 * MiB);
+    CHECK(policy.bytes_for(large_upload) == 8 * MiB);
   }
   SECTION("a custom tier table says so in its name") {
     const AnyPolicy policy{admit::TieredPolicy{{MiB, 50}, {admit::Tier::unbounded, 1}}};

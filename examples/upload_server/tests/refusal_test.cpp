@@ -17,7 +17,7 @@ using upload_server::websocket_refusal;
 namespace {
 
 Rejection refusal(Reason reason) {
-  // The seed's upload under flat 10 %, in a 200 MiB pool with 2 of 16 slots taken.
+  // The 2.36 GiB upload under flat 10 %, in a 200 MiB pool with 2 of 16 slots taken.
   return Rejection{.reason = reason,
                    .declared_size = 2'530'644'380,
                    .needed_bytes = 253'064'438,

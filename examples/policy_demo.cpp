@@ -1,4 +1,4 @@
-// seed_story: the upload that started admit, replayed with fmt output.
+// policy_demo: one large upload under the old flat 10 % and under the default tiers.
 //
 // A server with 200 MiB free for uploads and 8 slots receives uploads of
 // 10 MiB, 500 MiB and 2,530,644,380 bytes. Under the old flat 10 % estimate
@@ -6,11 +6,11 @@
 // too_large, with a sentence that says why; under the default tiers
 // (admit::TieredPolicy) it reserves 100 MiB and is admitted. Each upload is
 // tried on an idle pool, so the outcome shows the policy, not the queue. The
-// last line shows that the default tiers are not monotonic, as specified.
+// last line shows that the default tiers are not monotonic.
 //
-// Run it with `scripts/demo`, or build the admit_seed_story target and run it.
-// It exits 1 if the outcome differs from the story, so running it as a test
-// means something.
+// Run it with `scripts/demo`, or build the admit_policy_demo target and run it.
+// It exits 1 if an outcome differs from the figures above, so running it as a
+// test means something.
 #include <admit/admit.hpp>
 #include <admit/fmt.hpp>
 
@@ -21,49 +21,49 @@
 
 namespace {
 
-constexpr std::uint64_t seed_upload = 2'530'644'380;
-constexpr std::uint64_t uploads[] = {10 * admit::MiB, 500 * admit::MiB, seed_upload};
+constexpr std::uint64_t large_upload = 2'530'644'380;
+constexpr std::uint64_t uploads[] = {10 * admit::MiB, 500 * admit::MiB, large_upload};
 constexpr admit::PoolConfig config{.memory_budget = 200 * admit::MiB, .slots = 8};
 
-bool story_holds = true;
+bool outcomes_hold = true;
 
 void expect(bool holds, std::string_view what) {
   if (!holds) {
-    fmt::print(stderr, "seed_story: the story does not hold: {}\n", what);
-    story_holds = false;
+    fmt::print(stderr, "policy_demo: unexpected outcome: {}\n", what);
+    outcomes_hold = false;
   }
 }
 
 /// ByteSize takes no width, so tables pad its text.
 std::string human(std::uint64_t bytes) { return fmt::format("{}", admit::ByteSize{bytes}); }
 
-/// What became of the seed upload.
+/// What became of the 2.36 GiB upload.
 struct Outcome {
   bool admitted = false;
   admit::Reason reason{};
   std::uint64_t bytes = 0;  ///< reserved if admitted, asked for if refused
 };
 
-/// Tries every upload under `policy` on an idle pool; returns the seed's outcome.
+/// Tries every upload under `policy` on an idle pool; returns the 2.36 GiB upload's outcome.
 template <class Policy>
 Outcome replay(std::string_view title, const Policy& policy) {
   admit::SlotPool pool{config, policy};
   fmt::print("{}\n", title);
-  Outcome seed;
+  Outcome large;
   for (const std::uint64_t size : uploads) {
     // Scoped to one iteration: the reservation is released before the next upload.
     const admit::Admission answer = pool.try_acquire(size);
     fmt::print("  {:>8} reserves {:>7}: ", human(size), human(pool.bytes_for(size)));
     if (answer) {
       fmt::print("admitted, {} bytes\n", answer->bytes());
-      if (size == seed_upload) seed = {true, {}, answer->bytes()};
+      if (size == large_upload) large = {true, {}, answer->bytes()};
     } else {
       fmt::print("refused {}: {}\n", answer.error().reason, answer.error());
-      if (size == seed_upload) seed = {false, answer.error().reason, answer.error().needed_bytes};
+      if (size == large_upload) large = {false, answer.error().reason, answer.error().needed_bytes};
     }
   }
   fmt::print("  stats: {}\n\n", pool.stats());
-  return seed;
+  return large;
 }
 
 }  // namespace
@@ -85,16 +85,16 @@ int main() {
   constexpr admit::TieredPolicy tiers;
   expect(tiers.bytes_for(10 * admit::MiB) == 2'097'152 &&
              tiers.bytes_for(500 * admit::MiB) == 52'428'800 &&
-             tiers.bytes_for(seed_upload) == 104'857'600,
+             tiers.bytes_for(large_upload) == 104'857'600,
          "the default tiers should reserve 2,097,152 / 52,428,800 / 104,857,600 bytes");
 
   const std::uint64_t below = tiers.bytes_for(99 * admit::MiB);
   const std::uint64_t at = tiers.bytes_for(100 * admit::MiB);
   fmt::print(
-      "not monotonic, as specified: 99 MiB reserves {} ({} bytes), "
+      "not monotonic: 99 MiB reserves {} ({} bytes), "
       "100 MiB reserves {} ({} bytes)\n",
       admit::ByteSize{below}, below, admit::ByteSize{at}, at);
   expect(below > at, "99 MiB should reserve more than 100 MiB under the default tiers");
 
-  return story_holds ? 0 : 1;
+  return outcomes_hold ? 0 : 1;
 }
