@@ -1,7 +1,7 @@
 // admit/admit.hpp - the whole core of admit: admission control for uploads.
 //
 // Standard library only. Integrations live in their own headers
-// (admit/fmt.hpp for fmt).
+// (admit/fmt.hpp for fmt, admit/asio.hpp for Asio).
 #pragma once
 
 #include "admission.hpp"
@@ -13,3 +13,4 @@
 #include "stats.hpp"
 #include "ticket.hpp"
 #include "units.hpp"
+#include "version.hpp"

@@ -1,8 +1,14 @@
-// Packaging test (installed package): core and fmt support both work.
+// Packaging test (installed package): core and fmt support both work, and the
+// version macros agree with the CMake package version (EXPECTED_*).
 #include <admit/admit.hpp>
 #include <admit/fmt.hpp>
 
 #include <fmt/format.h>
+
+static_assert(ADMIT_VERSION_MAJOR == EXPECTED_MAJOR && ADMIT_VERSION_MINOR == EXPECTED_MINOR &&
+                  ADMIT_VERSION_PATCH == EXPECTED_PATCH,
+              "<admit/version.hpp> disagrees with admitConfigVersion.cmake");
+static_assert(ADMIT_VERSION == EXPECTED_MAJOR * 10000 + EXPECTED_MINOR * 100 + EXPECTED_PATCH);
 
 int main() {
   admit::SlotPool<> pool{admit::PoolConfig{.memory_budget = 200 * admit::MiB, .slots = 4}};
