@@ -3,9 +3,39 @@
 // keeps io_context::run() alive while it waits, per-operation cancellation
 // answers `cancelled` without losing capacity, and a completion that never
 // runs still returns its reservation.
+//
+// Built twice (tests/CMakeLists.txt): on Boost.Asio (admit_asio_tests, group
+// "asio") and on standalone Asio (admit_asio_standalone_tests, group
+// "asio_standalone", whose target defines ADMIT_ASIO_STANDALONE). `net` names
+// the Asio under test; the tests are the same.
 #include <admit/asio.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <future>
+#include <optional>
+#include <random>
+#include <thread>
+#include <vector>
+
+#if defined(ADMIT_ASIO_STANDALONE)
+#include <asio/bind_cancellation_slot.hpp>
+#include <asio/bind_executor.hpp>
+#include <asio/cancellation_signal.hpp>
+#include <asio/co_spawn.hpp>
+#include <asio/detached.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/strand.hpp>
+#include <asio/use_awaitable.hpp>
+#include <asio/use_future.hpp>
+// The standalone build must not lean on Boost anywhere.
+#if defined(BOOST_ASIO_VERSION) || defined(BOOST_VERSION)
+#error "<admit/asio.hpp> with ADMIT_ASIO_STANDALONE pulled in Boost"
+#endif
+namespace net = ::asio;
+#else
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -17,17 +47,11 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-#include <chrono>
-#include <future>
-#include <optional>
-#include <random>
-#include <thread>
-#include <vector>
+namespace net = ::boost::asio;
+#endif
 
 #include "catch.hpp"
 #include "wait_support.hpp"
-
-namespace net = boost::asio;
 
 using admit::Admission;
 using admit::FlatPolicy;

@@ -1,4 +1,5 @@
-// admit/asio.hpp - SlotPool::async_acquire as an Asio asynchronous operation.
+// admit/asio.hpp - SlotPool::async_acquire as an Asio asynchronous operation,
+// on Boost.Asio or on standalone Asio.
 //
 //   admit::Admission admission =
 //       co_await admit::asio::async_acquire(pool, declared_size, boost::asio::use_awaitable);
@@ -34,10 +35,14 @@
 // releases the reservation it carries, into the pool: destroy the
 // io_context before the pool.
 //
-// Boost.Asio 1.77 or later (per-operation cancellation); CMake target
-// admit::asio, which links Boost::headers. (Standalone Asio is not supported:
-// on Debian 12 its package cannot be installed beside a Boost that has
-// per-operation cancellation, so that build could not be tested.)
+// Which Asio: Boost.Asio by default (Boost 1.77 or later; CMake target
+// admit::asio, which links Boost::headers). Define ADMIT_ASIO_STANDALONE before
+// including this header for standalone Asio, namespace ::asio (Asio 1.19 or
+// later; CMake target admit::asio_standalone, which defines it and links
+// asio::asio). Both versions are the first with per-operation cancellation. The
+// functions are admit::asio::... either way; each Asio gets its own inline
+// namespace, so that a program whose translation units choose differently has
+// two distinct sets of functions rather than one with two definitions.
 #pragma once
 
 #include <chrono>
@@ -50,6 +55,20 @@
 #include "pool.hpp"
 #include "ticket.hpp"
 
+#if defined(ADMIT_ASIO_STANDALONE)
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/execution/outstanding_work.hpp>
+#include <asio/post.hpp>
+#include <asio/prefer.hpp>
+#include <asio/version.hpp>
+
+#if !defined(ASIO_VERSION) || ASIO_VERSION < 101900
+#error "admit/asio.hpp needs standalone Asio 1.19 or later (per-operation cancellation)"
+#endif
+#else
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
@@ -59,15 +78,26 @@
 #include <boost/asio/prefer.hpp>
 #include <boost/version.hpp>
 
-#if BOOST_VERSION < 107700
+#if !defined(BOOST_VERSION) || BOOST_VERSION < 107700
 #error "admit/asio.hpp needs Boost.Asio 1.77 or later (per-operation cancellation)"
+#endif
 #endif
 
 namespace admit::asio {
+// Inside namespace admit, `asio` is this namespace: Asio itself is always `::asio`.
+#if defined(ADMIT_ASIO_STANDALONE)
+inline namespace standalone_asio {
+#else
+inline namespace boost_asio {
+#endif
 
 namespace detail {
 
+#if defined(ADMIT_ASIO_STANDALONE)
+namespace net = ::asio;
+#else
 namespace net = ::boost::asio;
+#endif
 
 /// Where the cancellation handler finds the request to cancel. Shared because
 /// the handler is installed before the request exists (see initiate()), and
@@ -207,4 +237,5 @@ auto async_acquire_for(SlotPool<Policy>& pool, std::uint64_t declared_size,
                        std::forward<CompletionToken>(token));
 }
 
+}  // namespace standalone_asio / boost_asio
 }  // namespace admit::asio
