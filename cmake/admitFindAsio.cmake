@@ -1,5 +1,6 @@
 # Finds standalone Asio (not Boost.Asio) for admit::asio_standalone. Included by
-# admit's CMakeLists.txt.
+# admit's CMakeLists.txt and, when the asio_standalone component is requested, by
+# the installed admitConfig.cmake, so that both find it the same way.
 #
 # admit::asio_standalone links the target asio::asio, the name vcpkg's and
 # Conan's asio packages give it. Upstream Asio ships no CMake package, so:
