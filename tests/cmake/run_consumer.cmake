@@ -16,6 +16,10 @@
 # configure_error  configure CONSUMER_SOURCE_DIR, which must fail with output that
 #                  contains each of EXPECT (whitespace runs compare as one space,
 #                  since CMake rewraps messages).
+# pkg_config       PKG_CONFIG_EXECUTABLE --cflags admit with PKG_CONFIG_PATH at the
+#                  install in PREFIX must name its include directory; compile
+#                  CONSUMER_SOURCE_DIR/main.cpp with just those flags, run it, and
+#                  compare what it prints with pkg-config --modversion.
 # export           CONSUMER_SOURCE_DIR/library: a project that gets admit with
 #                  FetchContent and installs and exports a library linking it.
 #                  Configure, build, install it into WORK_DIR/install (which must
@@ -122,18 +126,19 @@ if(MODE STREQUAL "install")
     ${config_args} --prefix "${PREFIX}")
 
   # The installed package must stand on its own: headers, config, version file,
-  # and no path back into the trees it was made from.
+  # pkg-config file, and no path back into the trees it was made from.
   foreach(file IN ITEMS include/admit/admit.hpp include/admit/version.hpp
                         include/admit/asio.hpp
                         share/cmake/admit/admitConfig.cmake
                         share/cmake/admit/admitConfigVersion.cmake
                         share/cmake/admit/admitTargets.cmake
-                        share/cmake/admit/admitFindAsio.cmake)
+                        share/cmake/admit/admitFindAsio.cmake
+                        share/pkgconfig/admit.pc)
     if(NOT EXISTS "${PREFIX}/${file}")
       message(FATAL_ERROR "[${MODE}] install is missing ${file}")
     endif()
   endforeach()
-  file(GLOB package_files "${PREFIX}/share/cmake/admit/*.cmake")
+  file(GLOB package_files "${PREFIX}/share/cmake/admit/*.cmake" "${PREFIX}/share/pkgconfig/*.pc")
   foreach(file IN LISTS package_files)
     file(READ "${file}" text)
     foreach(tree IN ITEMS "${ADMIT_SOURCE_DIR}/include" "${WORK_DIR}/admit-build"
@@ -175,6 +180,42 @@ elseif(MODE STREQUAL "configure_error")
     endif()
   endforeach()
 
+elseif(MODE STREQUAL "pkg_config")
+  require(CONSUMER_SOURCE_DIR PREFIX PKG_CONFIG_EXECUTABLE)
+  # Only our install: no system .pc files that could shadow it.
+  set(pkg_config "${CMAKE_COMMAND}" -E env "PKG_CONFIG_PATH=${PREFIX}/share/pkgconfig"
+    "PKG_CONFIG_LIBDIR=${PREFIX}/share/pkgconfig" "${PKG_CONFIG_EXECUTABLE}")
+  run_step("pkg-config --cflags admit" ${pkg_config} --cflags admit)
+  string(STRIP "${step_output}" cflags)
+  separate_arguments(cflags UNIX_COMMAND "${cflags}")
+  file(REAL_PATH "${PREFIX}/include" expected_include)
+  set(found_include "")
+  foreach(flag IN LISTS cflags)
+    if(flag MATCHES "^-I(.+)$")
+      file(REAL_PATH "${CMAKE_MATCH_1}" dir)
+      if(dir STREQUAL expected_include)
+        set(found_include "${dir}")
+      endif()
+    endif()
+  endforeach()
+  if(NOT found_include)
+    message(FATAL_ERROR "[${MODE}] pkg-config --cflags admit gave '${cflags}', "
+      "without -I${expected_include}")
+  endif()
+  run_step("pkg-config --modversion admit" ${pkg_config} --modversion admit)
+  string(STRIP "${step_output}" modversion)
+
+  # A build without CMake: the compiler, the language level and pkg-config's flags.
+  set(exe "${WORK_DIR}/admit_pkg_config_consumer")
+  run_step("compile with pkg-config's flags"
+    "${CMAKE_CXX_COMPILER}" -std=c++20 ${cflags} "${CONSUMER_SOURCE_DIR}/main.cpp" -o "${exe}")
+  run_step("run consumer" "${exe}")
+  string(STRIP "${step_output}" header_version)
+  if(NOT header_version STREQUAL modversion)
+    message(FATAL_ERROR "[${MODE}] admit.pc says version ${modversion}, "
+      "<admit/version.hpp> says ${header_version}")
+  endif()
+
 elseif(MODE STREQUAL "export")
   require(CONSUMER_SOURCE_DIR ADMIT_SOURCE_DIR)
   set(prefix "${WORK_DIR}/install")
@@ -185,7 +226,7 @@ elseif(MODE STREQUAL "export")
   run_step("install library" "${CMAKE_COMMAND}" --install "${WORK_DIR}/library-build"
     ${config_args} --prefix "${prefix}")
   # A plain install of a project that fetched admit installs nothing of admit's...
-  foreach(file IN ITEMS include/admit share/cmake/admit)
+  foreach(file IN ITEMS include/admit share/cmake/admit share/pkgconfig/admit.pc)
     if(EXISTS "${prefix}/${file}")
       message(FATAL_ERROR "[${MODE}] a plain install of the consumer installed admit's ${file}")
     endif()
