@@ -163,7 +163,7 @@ class SlotPool {
   Admission answer(std::uint64_t declared_size, std::uint64_t needed,
                    const detail::CoreAdmission& a) noexcept {
     if (!a.admitted) return Admission{a.rejection};
-    return Admission{detail::ReservationAccess::adopt(core_, needed, declared_size, a.slot)};
+    return Admission{detail::ReservationAccess::adopt(core_, needed, declared_size, a.claim)};
   }
 
   template <class Handler>

@@ -5,6 +5,24 @@
 // destructor gives back exactly what it holds, once. It is move-only, does not
 // depend on the pool's policy type, and none of its operations throws or
 // allocates. The pool must outlive every reservation it hands out.
+//
+// Given back twice
+//   A reservation is its pool, its bytes and its claim: the slot index and
+//   that slot's generation when it was claimed (slot_bitmap.hpp). Two objects
+//   can end up holding the same claim without a move: a bitwise copy (memcpy,
+//   or GCC 12, which copies and destroys twice the reservation in
+//   `co_return c ? co_await x : y;`). The first of them to give the claim
+//   back does; every later one is refused by the pool, counted in
+//   Stats::double_releases and reported on stderr in debug builds, and gives
+//   back nothing, so the pool stays exact and keeps admitting. Such a stale
+//   copy behaves, from its first operation on the pool (release, destructor,
+//   try_grow, shrink), as an empty reservation, and is counted once.
+//   Exact when the later operation is ordered after the first release (one
+//   thread, or any synchronisation): GCC 12's two destructions run on one
+//   thread, one after the other. slot_bitmap.hpp states the races it cannot
+//   close. While two copies are both unreleased each looks like the holder:
+//   a grow or shrink through one is not detected, and the release of the
+//   other, if it comes first, does not include it.
 #pragma once
 
 #include <cassert>
@@ -50,7 +68,8 @@ class [[nodiscard]] SlotReservation {
       : core_{std::exchange(other.core_, nullptr)},
         bytes_{std::exchange(other.bytes_, 0)},
         declared_size_{std::exchange(other.declared_size_, 0)},
-        slot_{std::exchange(other.slot_, 0)} {}
+        slot_{std::exchange(other.slot_, 0)},
+        generation_{std::exchange(other.generation_, 0)} {}
 
   /// Takes over `other`'s holding, then releases what this one held. In that
   /// order, like unique_ptr::reset: the release may run async handlers, and
@@ -62,6 +81,7 @@ class [[nodiscard]] SlotReservation {
       bytes_ = std::exchange(other.bytes_, 0);
       declared_size_ = std::exchange(other.declared_size_, 0);
       slot_ = std::exchange(other.slot_, 0);
+      generation_ = std::exchange(other.generation_, 0);
     }  // `previous` releases here
     return *this;
   }
@@ -86,40 +106,56 @@ class [[nodiscard]] SlotReservation {
   [[nodiscard]] std::uint32_t slot() const noexcept { return slot_; }
 
   /// Gives back the slot and every byte now; afterwards this reservation is
-  /// empty. Calling it again, or on an empty reservation, does nothing.
+  /// empty. Calling it again, or on an empty reservation, does nothing. On a
+  /// stale copy it gives back nothing (see the file comment).
   void release() noexcept {
     if (core_ != nullptr) {
       // Empty first: giving back may run async handlers (ticket.hpp), which
       // must see this reservation already released.
       detail::PoolCore* const core = std::exchange(core_, nullptr);
       const std::uint64_t bytes = std::exchange(bytes_, 0);
-      const std::uint32_t slot = std::exchange(slot_, 0);
+      const detail::SlotClaim claim{std::exchange(slot_, 0), std::exchange(generation_, 0)};
       declared_size_ = 0;
-      core->release(slot, bytes);
+      core->release(claim, bytes);
     }
   }
 
   /// Takes `extra_bytes` more from the pool if they fit in what is free now.
   /// Never takes the pool past its budget. Refused with Reason::too_large when
   /// bytes() + extra_bytes exceeds the whole budget, with Reason::no_memory
-  /// when it does not fit now, and with Reason::closed on an empty reservation.
+  /// when it does not fit now, and with Reason::closed on an empty reservation
+  /// (or a stale copy, which becomes empty: see the file comment).
   /// Growing by zero always succeeds on a held reservation.
   GrowResult try_grow(std::uint64_t extra_bytes) noexcept {
-    if (core_ == nullptr) {
+    if (core_ == nullptr || !core_->check_current(claim())) [[unlikely]] {
+      forget();
       return GrowResult{Rejection{Reason::closed, 0, extra_bytes, 0, 0, 0, 0}};
     }
     if (extra_bytes == 0) return GrowResult{};
     if (auto refused = core_->try_grow(bytes_, declared_size_, extra_bytes)) {
       return GrowResult{*refused};
     }
+    // Checked again: a copy released between the check and the grow's CAS,
+    // before it in the pool's word, is seen now (the CAS is acquire). Those
+    // bytes would otherwise stay with a copy whose release gives back nothing.
+    if (!core_->check_current(claim())) [[unlikely]] {
+      core_->give_back(extra_bytes);
+      forget();
+      return GrowResult{Rejection{Reason::closed, 0, extra_bytes, 0, 0, 0, 0}};
+    }
     bytes_ += extra_bytes;
     return GrowResult{};
   }
 
   /// Gives back min(fewer_bytes, bytes()) bytes at once, keeping the slot.
-  /// Returns how many bytes were given back.
+  /// Returns how many bytes were given back (none from a stale copy, which
+  /// becomes empty: see the file comment).
   std::uint64_t shrink(std::uint64_t fewer_bytes) noexcept {
     if (core_ == nullptr) return 0;
+    if (!core_->check_current(claim())) [[unlikely]] {
+      forget();
+      return 0;
+    }
     const std::uint64_t given = fewer_bytes < bytes_ ? fewer_bytes : bytes_;
     if (given != 0) {
       bytes_ -= given;
@@ -132,21 +168,41 @@ class [[nodiscard]] SlotReservation {
   friend struct detail::ReservationAccess;
 
   SlotReservation(detail::PoolCore& core, std::uint64_t bytes, std::uint64_t declared_size,
-                  std::uint32_t slot) noexcept
-      : core_{&core}, bytes_{bytes}, declared_size_{declared_size}, slot_{slot} {}
+                  detail::SlotClaim claim) noexcept
+      : core_{&core},
+        bytes_{bytes},
+        declared_size_{declared_size},
+        slot_{claim.slot},
+        generation_{claim.generation} {}
+
+  [[nodiscard]] detail::SlotClaim claim() const noexcept { return {slot_, generation_}; }
+
+  /// Empties a stale copy without touching the pool: what it holds is not its own.
+  void forget() noexcept {
+    core_ = nullptr;
+    bytes_ = 0;
+    declared_size_ = 0;
+    slot_ = 0;
+    generation_ = 0;
+  }
 
   detail::PoolCore* core_ = nullptr;
   std::uint64_t bytes_ = 0;
   std::uint64_t declared_size_ = 0;
   std::uint32_t slot_ = 0;
+  // In what would otherwise be padding: the generation costs no size.
+  std::uint16_t generation_ = 0;
 };
+
+static_assert(sizeof(void*) != 8 || sizeof(SlotReservation) == 32,
+              "a SlotReservation is four 8-byte words; the generation lives beside the slot");
 
 namespace detail {
 /// The one way to create a held reservation: only for the pool.
 struct ReservationAccess {
   static SlotReservation adopt(PoolCore& core, std::uint64_t bytes, std::uint64_t declared_size,
-                               std::uint32_t slot) noexcept {
-    return SlotReservation{core, bytes, declared_size, slot};
+                               SlotClaim claim) noexcept {
+    return SlotReservation{core, bytes, declared_size, claim};
   }
 };
 }  // namespace detail

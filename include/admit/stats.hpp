@@ -60,6 +60,12 @@ struct Stats {
   std::uint64_t waiters = 0;            ///< requests waiting for room now
   std::uint64_t admitted = 0;           ///< reservations handed out since construction
   RejectionCounts rejected;             ///< refused admissions since construction
+  /// Reservations given back more than once since construction (DESIGN.md
+  /// invariant 5): stale or bitwise copies, which the pool refused, so the
+  /// figures above stay exact. Nonzero means a bug in the program (or its
+  /// compiler: GCC 12 and `co_return c ? co_await x : y;`), not in the load.
+  /// Last, so that designated initializers of the members above still work.
+  std::uint64_t double_releases = 0;
 
   friend constexpr bool operator==(const Stats&, const Stats&) = default;
 };

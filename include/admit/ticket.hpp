@@ -52,7 +52,7 @@ class AsyncWaiterFor final : public AsyncWaiter {
     // not when the last Ticket does.
     Handler handler = std::move(handler_);
     if (state == State::granted) {
-      handler(Admission{ReservationAccess::adopt(core, needed, declared_size, slot)});
+      handler(Admission{ReservationAccess::adopt(core, needed, declared_size, claim)});
     } else {
       handler(Admission{rejection});
     }

@@ -9,13 +9,25 @@
 //            in one CAS that first checks both limits, so slots(state_) <=
 //            slots_ and bytes(state_) <= the budget the CAS checked, always.
 //   bitmap_  which slot indices are held; bits set <= slots(state_) (see
-//            slot_bitmap.hpp for the ordering that keeps that true).
+//            slot_bitmap.hpp for the ordering that keeps that true), and each
+//            slot's generation: a reservation is the claim (slot, generation)
+//            and the bytes it was given.
 //   queue_   waiters, under mutex_. The attention bit is set exactly while the
 //            queue is non-empty, the pool is closed, or someone waits for idle
 //            (update_attention_locked, always under mutex_).
 // Fast path (no attention bit): try_acquire is one CAS loop on state_ plus a
 //   SlotBitmap claim (lock-free); release is one fetch_and and one fetch_sub
 //   (wait-free). Neither allocates, locks or throws.
+// Given back at most once (DESIGN.md invariant 5): release() subtracts a
+//   reservation's slot and bytes from state_ only after the bitmap accepted
+//   its claim (slot_bitmap.hpp: the generation still matches and the bit was
+//   still set). A claim the bitmap refuses - a stale or bitwise copy of a
+//   reservation given back already, a corrupt slot index - changes nothing
+//   but the double_releases_ count (and a line on stderr in debug builds).
+//   So state_ never underflows through a double release, and the accounting
+//   stays exact within the guarantee slot_bitmap.hpp states. A reservation's
+//   try_grow and shrink check its claim first (check_current), so a stale
+//   copy moves no bytes either.
 // Slow path: a release whose fetch_sub saw the attention bit takes mutex_ and
 //   hands the capacity to the queue (dispatch_locked). No wake-up is lost: a
 //   waiter sets the bit (an RMW on state_, under mutex_) and then retries
@@ -33,8 +45,10 @@
 #include <array>
 #include <atomic>
 #include <cassert>
+#include <cinttypes>  // PRIu32, for the debug report of a double release
 #include <condition_variable>
 #include <cstdint>
+#include <cstdio>  // std::fprintf, for the same
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -49,10 +63,10 @@
 
 namespace admit::detail {
 
-/// What PoolCore answers: a slot index, or the refusal.
+/// What PoolCore answers: a claimed slot, or the refusal.
 struct CoreAdmission {
   bool admitted;
-  std::uint32_t slot;
+  SlotClaim claim;
   Rejection rejection;
 };
 
@@ -90,7 +104,7 @@ class alignas(cache_line_size) PoolCore {
   [[nodiscard]] CoreAdmission try_acquire(std::uint64_t declared_size,
                                           std::uint64_t needed) noexcept {
     const Attempt a = attempt</*ForQueue=*/false>(needed);
-    if (a.admitted) return {true, a.slot, {}};
+    if (a.admitted) return {true, a.claim, {}};
     return refuse(a.reason, declared_size, needed, a.word, a.budget);
   }
 
@@ -121,6 +135,19 @@ class alignas(cache_line_size) PoolCore {
     }
   }
 
+  /// Whether `claim` is still the holding of its slot; if not (a stale or
+  /// corrupt copy of a reservation), counts and reports it as given back
+  /// twice. For try_grow and shrink, which must not move bytes for a holding
+  /// that is gone. Exact when the release that made it stale is ordered
+  /// before this call (slot_bitmap.hpp).
+  [[nodiscard]] bool check_current(SlotClaim claim) noexcept {
+    if (bitmap_.is_current(claim)) [[likely]]
+      return true;
+    given_back_twice(claim, claim.slot < slots_ ? SlotBitmap::Release::stale
+                                                : SlotBitmap::Release::out_of_range);
+    return false;
+  }
+
   // --- Giving back -----------------------------------------------------------
 
   /// Gives back `bytes` of a reservation that keeps its slot.
@@ -132,10 +159,15 @@ class alignas(cache_line_size) PoolCore {
       capacity_returned();
   }
 
-  /// Gives back a whole reservation: its slot index, its slot and its bytes.
-  void release(std::uint32_t slot, std::uint64_t bytes) noexcept {
+  /// Gives back a whole reservation: its slot index, its slot and its bytes;
+  /// or nothing, if the bitmap refuses the claim (see the file comment).
+  void release(SlotClaim claim, std::uint64_t bytes) noexcept {
     // The index goes back before the slot does; slot_bitmap.hpp says why.
-    bitmap_.release(slot);
+    if (const SlotBitmap::Release r = bitmap_.release(claim); r != SlotBitmap::Release::released)
+        [[unlikely]] {
+      given_back_twice(claim, r);
+      return;
+    }
     // release: pairs with the acquire CAS of the next admission.
     const std::uint64_t before =
         state_.fetch_sub(packed::one_slot + bytes, std::memory_order_release);
@@ -202,6 +234,7 @@ class alignas(cache_line_size) PoolCore {
     s.rejected.timeout = rejected(Reason::timeout);
     s.rejected.cancelled = rejected(Reason::cancelled);
     s.rejected.closed = rejected(Reason::closed);
+    s.double_releases = double_releases_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -216,7 +249,7 @@ class alignas(cache_line_size) PoolCore {
   struct Attempt {
     bool admitted;
     Reason reason;
-    std::uint32_t slot;
+    SlotClaim claim;
     std::uint64_t word;
     std::uint64_t budget;
   };
@@ -231,17 +264,17 @@ class alignas(cache_line_size) PoolCore {
     std::uint64_t word = state_.load(std::memory_order_relaxed);
     for (;;) {
       if (!ForQueue && packed::has_attention(word)) [[unlikely]] {
-        if (closed_flag()) return {false, Reason::closed, 0, word, budget};
+        if (closed_flag()) return {false, Reason::closed, {}, word, budget};
         if (queue_has_priority()) {
           // FIFO: what is free is owed to the waiters ahead of us.
-          if (needed > budget) return {false, Reason::too_large, 0, word, budget};
+          if (needed > budget) return {false, Reason::too_large, {}, word, budget};
           const bool no_slot = packed::slots(word) >= slots_;
-          return {false, no_slot ? Reason::no_slot : Reason::no_memory, 0, word, budget};
+          return {false, no_slot ? Reason::no_slot : Reason::no_memory, {}, word, budget};
         }
       }
-      if (needed > budget) return {false, Reason::too_large, 0, word, budget};
-      if (packed::slots(word) >= slots_) return {false, Reason::no_slot, 0, word, budget};
-      if (needed > available(word, budget)) return {false, Reason::no_memory, 0, word, budget};
+      if (needed > budget) return {false, Reason::too_large, {}, word, budget};
+      if (packed::slots(word) >= slots_) return {false, Reason::no_slot, {}, word, budget};
+      if (needed > available(word, budget)) return {false, Reason::no_memory, {}, word, budget};
       const std::uint64_t taken = word + packed::one_slot + needed;
       // acquire on success: pairs with the release RMWs that gave capacity
       // back (release(), give_back()). relaxed on failure: `word` is reloaded
@@ -289,7 +322,7 @@ class alignas(cache_line_size) PoolCore {
   /// Hands free capacity to the waiters, in queue order. Under mutex_.
   void dispatch_locked(ReadyList& ready) noexcept;
 
-  void grant_locked(Waiter& w, std::uint32_t slot, ReadyList& ready) noexcept;
+  void grant_locked(Waiter& w, SlotClaim claim, ReadyList& ready) noexcept;
 
   void answer_locked(Waiter& w, Reason reason, ReadyList& ready) noexcept;
 
@@ -311,7 +344,7 @@ class alignas(cache_line_size) PoolCore {
   /// Writes `answer` into `w`: the one place a waiter's outcome is set.
   static void record(Waiter& w, const CoreAdmission& answer) noexcept {
     w.state = answer.admitted ? Waiter::State::granted : Waiter::State::refused;
-    w.slot = answer.slot;
+    w.claim = answer.claim;
     w.rejection = answer.rejection;
   }
 
@@ -345,11 +378,35 @@ class alignas(cache_line_size) PoolCore {
                        std::uint64_t word, std::uint64_t budget) noexcept {
     // relaxed: a statistic.
     rejected_[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
-    return {false, 0, rejection(reason, declared_size, needed, word, budget)};
+    return {false, {}, rejection(reason, declared_size, needed, word, budget)};
   }
 
   std::uint64_t rejected(Reason reason) const noexcept {
     return rejected_[static_cast<std::size_t>(reason)].load(std::memory_order_relaxed);
+  }
+
+  /// A claim the bitmap refused: counted, reported in debug builds, ignored.
+  void given_back_twice([[maybe_unused]] SlotClaim claim,
+                        [[maybe_unused]] SlotBitmap::Release why) noexcept {
+    // relaxed: a statistic, on a line written only on refusals and here.
+    double_releases_.fetch_add(1, std::memory_order_relaxed);
+#ifndef NDEBUG
+    // Not an assertion: the pool stays exact, and tests (Debug builds) check
+    // that it does. A line per event, so that a debug run names the slot.
+    if (why == SlotBitmap::Release::out_of_range) {
+      std::fprintf(stderr,
+                   "admit: SlotReservation for slot %" PRIu32 " of a pool of %" PRIu32
+                   " slots given back: a corrupt copy, ignored (Stats::double_releases)\n",
+                   claim.slot, slots_);
+    } else {
+      std::fprintf(stderr,
+                   "admit: slot %" PRIu32
+                   " given back twice: a %s copy of a SlotReservation"
+                   " (generation %u, the slot's is %u), ignored (Stats::double_releases)\n",
+                   claim.slot, why == SlotBitmap::Release::stale ? "stale" : "concurrent",
+                   unsigned{claim.generation}, unsigned{bitmap_.generation(claim.slot)});
+    }
+#endif
   }
 
   void note_peaks(std::uint64_t word) noexcept {
@@ -377,8 +434,9 @@ class alignas(cache_line_size) PoolCore {
   // Written only while a peak is being raised.
   alignas(cache_line_size) std::atomic<std::uint64_t> peak_bytes_{0};
   std::atomic<std::uint32_t> peak_slots_{0};
-  // Written only on refusals.
+  // Written only on refusals and double releases.
   alignas(cache_line_size) std::array<std::atomic<std::uint64_t>, reason_count> rejected_{};
+  std::atomic<std::uint64_t> double_releases_{0};
   // The slow path: read by the fast path only after it sees the attention bit.
   alignas(cache_line_size) std::atomic<bool> closed_{false};
   std::atomic<std::uint64_t> queued_{0};

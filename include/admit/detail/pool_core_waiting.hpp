@@ -24,7 +24,7 @@ inline CoreAdmission PoolCore::acquire_until(std::uint64_t declared_size, std::u
                                              Clock::time_point deadline) noexcept {
   if (auto refused = refuse_before_waiting(declared_size, needed, deadline)) return *refused;
   const Attempt now = attempt</*ForQueue=*/false>(needed);
-  if (now.admitted) return {true, now.slot, {}};
+  if (now.admitted) return {true, now.claim, {}};
 
   std::condition_variable wakeup;
   Waiter self{declared_size, needed};
@@ -45,8 +45,8 @@ inline CoreAdmission PoolCore::acquire_until(std::uint64_t declared_size, std::u
       complete_outside(lock, ready);
     }
   }
-  if (self.state == Waiter::State::granted) return {true, self.slot, {}};
-  return {false, 0, self.rejection};
+  if (self.state == Waiter::State::granted) return {true, self.claim, {}};
+  return {false, {}, self.rejection};
 }
 
 inline void PoolCore::ensure_timer() {
@@ -64,7 +64,7 @@ inline void PoolCore::async_acquire(const std::shared_ptr<AsyncWaiter>& waiter) 
   }
   const Attempt now = attempt</*ForQueue=*/false>(w.needed);
   if (now.admitted) {
-    record(w, {true, now.slot, {}});
+    record(w, {true, now.claim, {}});
     w.complete(*this);
     return;
   }
@@ -176,7 +176,7 @@ inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
     if (w->needed > budget) {
       answer_locked(*w, Reason::too_large, ready);  // the budget shrank under it
     } else if (const Attempt a = attempt</*ForQueue=*/true>(w->needed); a.admitted) {
-      grant_locked(*w, a.slot, ready);
+      grant_locked(*w, a.claim, ready);
     } else if (fifo_) {
       break;  // nobody passes the head
     }
@@ -188,9 +188,9 @@ inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
   update_attention_locked();
 }
 
-inline void PoolCore::grant_locked(Waiter& w, std::uint32_t slot, ReadyList& ready) noexcept {
+inline void PoolCore::grant_locked(Waiter& w, SlotClaim claim, ReadyList& ready) noexcept {
   dequeue_locked(w);
-  record(w, {true, slot, {}});
+  record(w, {true, claim, {}});
   notify_locked(w, ready);
 }
 

@@ -1,9 +1,12 @@
-// admit/detail/slot_bitmap.hpp - lock-free allocator of slot indices.
+// admit/detail/slot_bitmap.hpp - lock-free allocator of slot indices, and the
+// arbiter of whether a reservation still holds its slot.
 //
 // Hands out indices in [0, slots) so that no index is held twice: a handler may
 // use SlotReservation::slot() to index per-slot storage (a buffer, a log
-// column) without further synchronisation. One bit per slot, 64 per word, each
-// word on its own cache line together with a count of the claims made in it.
+// column) without further synchronisation. One bit per slot, 16 per word; each
+// word on its own cache line together with a count of the claims made in it
+// and its 16 slots' generations (below), so that a claim or a release touches
+// one line of the bitmap, as it did before generations existed.
 //
 // The bitmap does not decide admission: the pool's packed word does. A caller
 // first takes a slot there, and only then claims an index here; a releaser
@@ -15,11 +18,45 @@
 // after the last one that filled up, pulled back when a full word frees a
 // bit), so low indices are preferred and a pool of many slots does not rescan
 // its full words on every claim.
+//
+// Generations: a claim is given back at most once
+//   A SlotReservation can be destroyed twice: GCC 12 makes two bitwise copies
+//   of one in `co_return c ? co_await x : y;` and destroys both, and a memcpy
+//   does the same. Giving its slot and bytes back twice would underflow the
+//   pool's packed word, which then refuses everything for ever. So each slot
+//   has a 16-bit generation, and a claim is the pair (slot, the slot's
+//   generation at claim time); the reservation keeps both. Invariant: a
+//   slot's generation changes only when a claim of it is given back, and then
+//   to the next value (mod 2^16). release(claim):
+//     1. checks claim.slot < slots (a corrupt copy touches nothing);
+//     2. checks the slot's generation is still claim.generation, else the
+//        claim was given back already (a stale copy, whether or not another
+//        reservation holds the slot since): nothing is touched;
+//     3. stores generation + 1, so that later releases of the claim fail 2;
+//     4. clears the bit with fetch_and, whose result is the final arbiter:
+//        only the release that saw the bit set gives the slot back. Two
+//        copies released at the same time may both pass 2 and 3 (storing the
+//        same value); exactly one of them wins here.
+//   Cost: no atomic read-modify-write and no cache line beyond the word's
+//   own: a relaxed load at claim, a relaxed load and store at release, all
+//   ordered by the bitmap's acquire/release pair (see claim() and release()).
+//   (Generations in an array of their own cost a contended line: two threads
+//   on slots 0 and 1 wrote the same line on every release.)
+//   Guarantee: a release of a claim that is ordered after another release
+//   of the same claim (the same thread, or any synchronisation between the
+//   two) is refused, whatever the slot did meanwhile, unless the slot was
+//   claimed again a multiple of 65,536 times since and is held now (then the
+//   generations match and the newcomer's slot is freed). Two releases of one
+//   claim that are not ordered give the slot back exactly once, unless the
+//   loser passes step 2 before the winner's step 3 reaches it and a third
+//   thread claims the slot between the winner's fetch_and and the loser's:
+//   then the loser frees the newcomer's slot (the race that a check without
+//   a read-modify-write cannot close).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <bit>
-#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -31,13 +68,32 @@ namespace admit::detail {
 /// change between compiler versions (ABI), and clang 14 with libstdc++ lacks it.
 inline constexpr std::size_t cache_line_size = 64;
 
+/// A claimed slot: its index and its generation at claim time.
+struct SlotClaim {
+  std::uint32_t slot = 0;
+  std::uint16_t generation = 0;
+};
+
 class SlotBitmap {
  public:
+  /// What release() did. Anything but `released` touched neither the bit nor
+  /// the pool's accounting: the claim was not this bitmap's to take back.
+  enum class Release : std::uint8_t {
+    released,      ///< the slot is free again
+    out_of_range,  ///< claim.slot >= slots: a corrupt reservation
+    stale,         ///< the claim was given back before (generation moved on)
+    not_held,      ///< another copy of the claim won the race to give it back
+  };
+
   explicit SlotBitmap(std::uint32_t slots)
-      : word_count_{(slots + 63) / 64}, words_{std::make_unique<Word[]>(word_count_)} {
-    // Bits past the last slot are set for good, so claim() never returns them.
-    if (const std::uint32_t used = slots % 64; used != 0) {
-      words_[word_count_ - 1].bits.store(~std::uint64_t{0} << used, std::memory_order_relaxed);
+      : slots_{slots},
+        word_count_{(slots + per_word - 1) / per_word},
+        words_{std::make_unique<Word[]>(word_count_)} {
+    // Bits past a word's 16 slots, and past the last slot, are set for good,
+    // so claim() never returns them.
+    for (std::uint32_t w = 0; w < word_count_; ++w) {
+      const std::uint32_t used = w + 1 < word_count_ ? per_word : slots - w * per_word;
+      words_[w].bits.store(~std::uint64_t{0} << used, std::memory_order_relaxed);
     }
   }
 
@@ -46,7 +102,7 @@ class SlotBitmap {
 
   /// Precondition: the caller holds an admitted slot in the pool's packed word
   /// (see the file comment); otherwise this may spin until a slot is released.
-  [[nodiscard]] std::uint32_t claim() noexcept {
+  [[nodiscard]] SlotClaim claim() noexcept {
     // relaxed: a hint at where to start; any word may be tried, the scan wraps.
     const std::uint32_t start = word_count_ == 1 ? 0 : hint_.load(std::memory_order_relaxed);
     for (;;) {
@@ -58,7 +114,8 @@ class SlotBitmap {
         while (bits != ~std::uint64_t{0}) {
           const std::uint64_t mask = std::uint64_t{1} << std::countr_one(bits);
           // acquire: pairs with the fetch_and(release) in release(), so the
-          // previous holder's writes to per-slot data happen before ours.
+          // previous holder's writes to per-slot data (and its store of the
+          // slot's generation) happen before ours.
           const std::uint64_t before = word.bits.fetch_or(mask, std::memory_order_acquire);
           if ((before & mask) == 0) {
             // relaxed: a statistic, summed by claims(); the line is already ours.
@@ -69,7 +126,13 @@ class SlotBitmap {
               // relaxed: a hint, written only when a word fills up.
               hint_.store(w + 1 < word_count_ ? w + 1 : 0, std::memory_order_relaxed);
             }
-            return w * 64 + static_cast<std::uint32_t>(std::countr_zero(mask));
+            const auto bit = static_cast<std::uint32_t>(std::countr_zero(mask));
+            // relaxed: the fetch_or(acquire) above read the last holder's
+            // fetch_and(release) (or a later RMW of this word, all in its
+            // release sequence), which that holder sequenced after storing
+            // the generation: this load sees that store, the current value.
+            // The line is ours already: the fetch_or just wrote it.
+            return {w * per_word + bit, word.generations[bit].load(std::memory_order_relaxed)};
           }
           bits = before | mask;
         }
@@ -77,20 +140,51 @@ class SlotBitmap {
     }
   }
 
-  void release(std::uint32_t slot) noexcept {
-    const std::uint64_t mask = std::uint64_t{1} << (slot % 64);
+  /// Gives `claim`'s slot back if, and only if, it is still held under that
+  /// claim (the file comment's steps 1 to 4). Never touches another slot.
+  [[nodiscard]] Release release(SlotClaim claim) noexcept {
+    if (claim.slot >= slots_) [[unlikely]]
+      return Release::out_of_range;
+    Word& word = words_[claim.slot / per_word];
+    const std::uint32_t bit = claim.slot % per_word;
+    std::atomic<std::uint16_t>& generation = word.generations[bit];
+    // relaxed: written only by releases of this slot; one ordered before
+    // ours happens-before this load (through whatever ordered it, or
+    // through the bitmap's release/acquire pair to our claim), so we see
+    // its store and refuse. Unordered ones are decided by the fetch_and.
+    if (generation.load(std::memory_order_relaxed) != claim.generation) [[unlikely]] {
+      return Release::stale;
+    }
+    // relaxed: published to the slot's next claimer by the fetch_and(release)
+    // below, and to later releases of this claim as the load above says.
+    generation.store(static_cast<std::uint16_t>(claim.generation + 1), std::memory_order_relaxed);
+    const std::uint64_t mask = std::uint64_t{1} << bit;
     // release: pairs with the fetch_or(acquire) in claim(), see there.
-    const std::uint32_t w = slot / 64;
-    [[maybe_unused]] const std::uint64_t before =
-        words_[w].bits.fetch_and(~mask, std::memory_order_release);
-    assert((before & mask) != 0 && "admit: slot released twice");
+    const std::uint64_t before = word.bits.fetch_and(~mask, std::memory_order_release);
+    if ((before & mask) == 0) [[unlikely]]
+      return Release::not_held;
     // relaxed: a hint. Pulling it back to a freed word keeps low indices
     // preferred; it is only written when this word was full (the hint had
     // moved past it), so a busy pool rarely writes it.
-    if (before == ~std::uint64_t{0} && word_count_ > 1 &&
-        w < hint_.load(std::memory_order_relaxed)) {
+    if (const std::uint32_t w = claim.slot / per_word; before == ~std::uint64_t{0} &&
+                                                       word_count_ > 1 &&
+                                                       w < hint_.load(std::memory_order_relaxed)) {
       hint_.store(w, std::memory_order_relaxed);
     }
+    return Release::released;
+  }
+
+  /// Whether `claim` is still current: its slot was not given back since
+  /// (the check of release()'s steps 1 and 2, touching nothing). A relaxed
+  /// load: exact for a release ordered before the call, as in release().
+  [[nodiscard]] bool is_current(SlotClaim claim) const noexcept {
+    return claim.slot < slots_ && generation(claim.slot) == claim.generation;
+  }
+
+  /// The generation a claim of `slot` would get now (a snapshot; for
+  /// reports and tests). Precondition: slot < slots.
+  [[nodiscard]] std::uint16_t generation(std::uint32_t slot) const noexcept {
+    return words_[slot / per_word].generations[slot % per_word].load(std::memory_order_relaxed);
   }
 
   /// Claims made since construction (a snapshot: relaxed loads).
@@ -104,16 +198,28 @@ class SlotBitmap {
 
   /// Whether `slot` is held now (a snapshot; for tests and assertions).
   [[nodiscard]] bool is_held(std::uint32_t slot) const noexcept {
-    const std::uint64_t mask = std::uint64_t{1} << (slot % 64);
-    return (words_[slot / 64].bits.load(std::memory_order_relaxed) & mask) != 0;
+    const std::uint64_t mask = std::uint64_t{1} << (slot % per_word);
+    return (words_[slot / per_word].bits.load(std::memory_order_relaxed) & mask) != 0;
   }
 
+  [[nodiscard]] std::uint32_t slots() const noexcept { return slots_; }
+
  private:
+  // 16 slots a word: their generations then fit on the word's line.
+  static constexpr std::uint32_t per_word = 16;
+
   struct alignas(cache_line_size) Word {
     std::atomic<std::uint64_t> bits{0};
     std::atomic<std::uint64_t> claims{0};
+    // All 0 at first: std::atomic value-initialises.
+    std::array<std::atomic<std::uint16_t>, per_word> generations{};
   };
+  static_assert(sizeof(Word) == cache_line_size,
+                "a word, its count and its generations share a line");
+  static_assert(std::atomic<std::uint16_t>::is_always_lock_free,
+                "the generations must be lock-free: release() runs on the admission path");
 
+  std::uint32_t slots_;
   std::uint32_t word_count_;
   std::unique_ptr<Word[]> words_;
   // Where claim() starts scanning: a word that was not full when last seen.

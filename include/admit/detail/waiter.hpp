@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "../rejection.hpp"
+#include "slot_bitmap.hpp"
 
 namespace admit::detail {
 
@@ -34,8 +35,8 @@ struct Waiter {
   std::uint64_t declared_size;
   std::uint64_t needed;
   State state = State::created;
-  std::uint32_t slot = 0;  // valid once granted
-  Rejection rejection{};   // valid once refused
+  SlotClaim claim{};      // valid once granted: the slot and its generation
+  Rejection rejection{};  // valid once refused
 
   // Queue links; null when not queued.
   Waiter* prev = nullptr;
