@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "bitwise_copy.hpp"
 #include "catch.hpp"
 #include "support.hpp"
 #include "wait_support.hpp"
@@ -314,4 +315,25 @@ TEST_CASE("a timed-out head lets the waiters behind it in", "[pool][wait]") {
   const Admission b = behind.get();
   REQUIRE(b);
   CHECK(b->bytes() == 50 * MiB);
+}
+
+TEST_CASE("a reservation granted to a blocked acquire carries its claim",
+          "[pool][wait][double_release]") {
+  // The slot is reused (generation 1) before the blocked acquire gets it
+  // through the queue; its release must be accepted, a copy's refused.
+  Pool pool{PoolConfig{.memory_budget = 200 * MiB, .slots = 1}, FlatPolicy{100}};
+  SlotReservation holder = take(pool, 10 * MiB);
+  auto waiter = queue_blocking(pool, 50 * MiB);
+  holder.release();
+  Admission admission = waiter.get();
+  REQUIRE(admission);
+  admit_test::BitwiseCopy copy{*admission};
+  admission->release();
+  CHECK(pool.stats().slots_in_use == 0);
+  CHECK(pool.stats().double_releases == 0);
+  copy.destroy();
+  CHECK(pool.stats().double_releases == 1);
+  CHECK(pool.stats().bytes_in_use == 0);
+  CHECK(pool.stats().slots_in_use == 0);
+  CHECK(pool.try_acquire(200 * MiB));
 }

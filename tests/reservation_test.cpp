@@ -1,5 +1,7 @@
 // Tests for admit/reservation.hpp: SlotReservation gives back exactly what it
-// holds, once, however it ends; try_grow and shrink keep the pool exact.
+// holds, once, however it ends; try_grow and shrink keep the pool exact; and
+// a copy of one that gives back again (GCC 12, a memcpy) is refused, counted
+// and leaves the pool exact and admitting.
 #include <admit/pool.hpp>
 #include <admit/reservation.hpp>
 
@@ -7,7 +9,9 @@
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
+#include "bitwise_copy.hpp"
 #include "catch.hpp"
 
 using admit::FlatPolicy;
@@ -16,6 +20,7 @@ using admit::PoolConfig;
 using admit::Reason;
 using admit::SlotPool;
 using admit::SlotReservation;
+using admit_test::BitwiseCopy;
 
 namespace {
 
@@ -26,6 +31,22 @@ struct Fixture {
   SlotReservation take(std::uint64_t bytes) { return std::move(pool.try_acquire(bytes)).value(); }
   std::uint64_t bytes_in_use() const { return pool.stats().bytes_in_use; }
   std::uint32_t slots_in_use() const { return pool.stats().slots_in_use; }
+  std::uint64_t double_releases() const { return pool.stats().double_releases; }
+
+  /// The pool admits its whole capacity: every slot, every byte.
+  void check_admits_full_capacity() {
+    std::vector<SlotReservation> all;
+    for (int i = 0; i < 4; ++i) {
+      admit::Admission a = pool.try_acquire(25 * MiB);
+      REQUIRE(a);
+      all.push_back(std::move(a).value());
+    }
+    CHECK(bytes_in_use() == 100 * MiB);
+    CHECK(pool.try_acquire(0).error().reason == Reason::no_slot);
+    all.clear();
+    CHECK(bytes_in_use() == 0);
+    CHECK(slots_in_use() == 0);
+  }
 };
 
 }  // namespace
@@ -235,4 +256,138 @@ TEST_CASE("SlotReservation does not depend on the policy", "[reservation]") {
   CHECK(flat.stats().slots_in_use == 0);
   CHECK(fixed.stats().slots_in_use == 1);
   STATIC_REQUIRE(sizeof(SlotReservation) <= 32);
+  if constexpr (sizeof(void*) == 8) STATIC_REQUIRE(sizeof(SlotReservation) == 32);
+}
+
+// --- Given back twice (DESIGN.md invariant 5) --------------------------------------
+// These run in Debug builds, where each refusal also prints a line on stderr.
+
+TEST_CASE("a bitwise copy released after the original is refused and counted once",
+          "[reservation][double_release]") {
+  Fixture f;
+  SlotReservation r = f.take(10 * MiB);
+  BitwiseCopy copy{r};
+  SECTION("the original first") {
+    r.release();
+    copy.destroy();
+  }
+  SECTION("the copy first: then the original is the stale one") {
+    copy.destroy();
+    r.release();
+  }
+  SECTION("release() then the destructor, on the copy") {
+    r.release();
+    copy->release();
+    CHECK_FALSE(copy.get());
+    copy.destroy();  // empty by now: not counted again
+  }
+  CHECK(f.double_releases() == 1);
+  CHECK(f.bytes_in_use() == 0);
+  CHECK(f.slots_in_use() == 0);
+  f.check_admits_full_capacity();
+  CHECK(f.double_releases() == 1);
+}
+
+TEST_CASE("a stale copy released after the slot was reused frees nothing of the new holder's",
+          "[reservation][double_release]") {
+  Fixture f;
+  SlotReservation first = f.take(10 * MiB);
+  BitwiseCopy stale{first};
+  first.release();
+  SlotReservation next = f.take(30 * MiB);
+  REQUIRE(next.slot() == stale->slot());  // the same index, a new claim
+
+  stale.destroy();
+  CHECK(f.double_releases() == 1);
+  CHECK(f.bytes_in_use() == 30 * MiB);
+  CHECK(f.slots_in_use() == 1);
+  CHECK(next.bytes() == 30 * MiB);
+  // The slot was not freed under its holder: the next admission gets another.
+  const SlotReservation other = f.take(0);
+  CHECK(other.slot() != next.slot());
+  // The new holder's own operations and release work.
+  CHECK(next.try_grow(10 * MiB));
+  CHECK(next.shrink(5 * MiB) == 5 * MiB);
+  CHECK(f.bytes_in_use() == 35 * MiB);
+  next.release();
+  CHECK(f.bytes_in_use() == 0);
+  CHECK(f.slots_in_use() == 1);
+  CHECK(f.double_releases() == 1);
+}
+
+TEST_CASE("shrink and try_grow on a stale copy move no bytes; the copy becomes empty",
+          "[reservation][double_release]") {
+  Fixture f;
+  SlotReservation first = f.take(10 * MiB);
+  BitwiseCopy stale{first};
+  first.release();
+  // The slot free again, or held by a new reservation under a new claim.
+  const bool reused = GENERATE(false, true);
+  CAPTURE(reused);
+  SlotReservation holder;
+  if (reused) {
+    holder = f.take(20 * MiB);
+    REQUIRE(holder.slot() == stale->slot());
+  }
+  const std::uint64_t expected_in_use = reused ? 20 * MiB : 0;
+
+  SECTION("shrink") {
+    CHECK(stale->shrink(5 * MiB) == 0);
+    CHECK(stale->shrink(0) == 0);
+  }
+  SECTION("try_grow") {
+    const admit::GrowResult g = stale->try_grow(5 * MiB);
+    REQUIRE_FALSE(g);
+    CHECK(g.error().reason == Reason::closed);
+    CHECK(g.error().slots == 0);  // "holds nothing", as an empty reservation
+    CHECK_FALSE(stale->try_grow(0));
+  }
+  CHECK_FALSE(stale.get());
+  CHECK(stale->bytes() == 0);
+  CHECK(f.bytes_in_use() == expected_in_use);
+  CHECK(f.double_releases() == 1);
+  stale.destroy();  // already empty: not counted again
+  CHECK(f.double_releases() == 1);
+  CHECK(f.bytes_in_use() == expected_in_use);
+  holder.release();
+  CHECK(f.bytes_in_use() == 0);
+  CHECK(f.slots_in_use() == 0);
+  f.check_admits_full_capacity();
+}
+
+TEST_CASE("a live reservation's grow and shrink are not mistaken for a stale copy's",
+          "[reservation][double_release]") {
+  // The generation is only checked, never moved, by grow and shrink.
+  Fixture f;
+  SlotReservation r = f.take(10 * MiB);
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(r.try_grow(MiB));
+    REQUIRE(r.shrink(MiB) == MiB);
+  }
+  REQUIRE(r.try_grow(0));
+  r.release();
+  CHECK(f.bytes_in_use() == 0);
+  CHECK(f.slots_in_use() == 0);
+  CHECK(f.double_releases() == 0);
+}
+
+TEST_CASE("a corrupt reservation with a slot index out of range touches nothing",
+          "[reservation][double_release]") {
+  admit::detail::PoolCore core{PoolConfig{.memory_budget = 100 * MiB, .slots = 4}};
+  {
+    const SlotReservation held = admit::detail::ReservationAccess::adopt(
+        core, 10 * MiB, 10 * MiB, core.try_acquire(10 * MiB, 10 * MiB).claim);
+    for (const std::uint32_t slot : {4u, 15u, 16u, 0xFFFF'FFFFu}) {
+      SlotReservation corrupt =
+          admit::detail::ReservationAccess::adopt(core, 50 * MiB, 50 * MiB, {slot, 0});
+      CHECK_FALSE(corrupt.try_grow(MiB));  // refused and emptied: counted here
+      SlotReservation released =
+          admit::detail::ReservationAccess::adopt(core, 50 * MiB, 50 * MiB, {slot, 0});
+    }  // `released` counted here
+    CHECK(core.stats().double_releases == 8);
+    CHECK(core.stats().bytes_in_use == 10 * MiB);
+    CHECK(core.stats().slots_in_use == 1);
+  }
+  CHECK(core.stats().bytes_in_use == 0);
+  CHECK(core.stats().slots_in_use == 0);
 }

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "bitwise_copy.hpp"
 #include "catch.hpp"
 
 using admit::MiB;
@@ -79,4 +80,30 @@ TEST_CASE("peak bytes include growth", "[stats]") {
   r.shrink(30 * MiB);
   CHECK(pool.stats().peak_bytes_in_use == 35 * MiB);
   CHECK(pool.stats().bytes_in_use == 5 * MiB);
+}
+
+TEST_CASE("double_releases is the last member and counts each refused give-back once",
+          "[stats][double_release]") {
+  // Designated initializers of the members before it keep working.
+  constexpr admit::Stats designated{.memory_budget = 1, .slots = 2, .admitted = 3};
+  STATIC_REQUIRE(designated.double_releases == 0);
+  STATIC_REQUIRE(admit::Stats{}.double_releases == 0);
+  constexpr admit::Stats with{.memory_budget = 1, .double_releases = 4};
+  STATIC_REQUIRE(with.double_releases == 4);
+  STATIC_REQUIRE(with != admit::Stats{.memory_budget = 1});
+
+  admit::SlotPool pool{PoolConfig{.memory_budget = 100 * MiB, .slots = 3}, admit::FlatPolicy{100}};
+  for (int i = 1; i <= 3; ++i) {
+    admit::SlotReservation r = std::move(pool.try_acquire(10 * MiB)).value();
+    admit_test::BitwiseCopy copy{r};
+    r.release();
+    copy.destroy();
+    CHECK(pool.stats().double_releases == static_cast<std::uint64_t>(i));
+  }
+  const admit::Stats s = pool.stats();
+  CHECK(s.bytes_in_use == 0);
+  CHECK(s.slots_in_use == 0);
+  CHECK(s.admitted == 3);          // refused give-backs are not admissions
+  CHECK(s.rejected.total() == 0);  // nor refusals
+  CHECK(s.peak_slots_in_use == 1);
 }

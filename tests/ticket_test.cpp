@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "bitwise_copy.hpp"
 #include "catch.hpp"
 #include "wait_support.hpp"
 
@@ -279,4 +280,48 @@ TEST_CASE("a handler may store its reservation where the released one was",
   }
   CHECK(pool.stats().bytes_in_use == 0);
   CHECK(pool.stats().slots_in_use == 0);
+}
+
+TEST_CASE("a granted async reservation carries its claim: its copies are refused",
+          "[ticket][async][double_release]") {
+  // One slot, first held and given back, so the waiter is granted it under
+  // generation 1: a grant that dropped the generation would make the
+  // waiter's own release look stale.
+  Pool pool{PoolConfig{.memory_budget = 100 * MiB, .slots = 1}, FlatPolicy{100}};
+  SlotReservation holder = take(pool, 10 * MiB);
+  Answer answer;
+  const admit::Ticket ticket = pool.async_acquire(40 * MiB, answer.handler());
+  REQUIRE(answer.calls == 0);
+  holder.release();  // grants the waiter through the queue
+  REQUIRE(answer.calls == 1);
+  REQUIRE(answer.admission->has_value());
+  SlotReservation& granted = answer.admission->value();
+  CHECK(granted.bytes() == 40 * MiB);
+
+  SECTION("the granted reservation works and gives back once") {
+    REQUIRE(granted.try_grow(10 * MiB));
+    CHECK(granted.shrink(20 * MiB) == 20 * MiB);
+    granted.release();
+    CHECK(pool.stats().double_releases == 0);
+  }
+  SECTION("a copy of it released after it is refused") {
+    admit_test::BitwiseCopy copy{granted};
+    granted.release();
+    copy.destroy();
+    CHECK(pool.stats().double_releases == 1);
+  }
+  SECTION("a copy of it released after the slot went to a new reservation") {
+    admit_test::BitwiseCopy copy{granted};
+    granted.release();
+    SlotReservation next = take(pool, 70 * MiB);
+    CHECK_FALSE(copy->shrink(MiB));
+    copy.destroy();
+    CHECK(pool.stats().double_releases == 1);
+    CHECK(pool.stats().bytes_in_use == 70 * MiB);
+    CHECK(pool.stats().slots_in_use == 1);
+    next.release();
+  }
+  CHECK(pool.stats().bytes_in_use == 0);
+  CHECK(pool.stats().slots_in_use == 0);
+  CHECK(pool.try_acquire(100 * MiB));  // the whole pool is admittable again
 }

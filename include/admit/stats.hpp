@@ -59,7 +59,7 @@ struct Stats {
   std::uint32_t peak_slots_in_use = 0;  ///< highest slots_in_use since construction
   std::uint64_t waiters = 0;            ///< requests waiting for room now
   std::uint64_t admitted = 0;           ///< reservations handed out since construction
-  RejectionCounts rejected;             ///< refused admissions since construction
+  RejectionCounts rejected{};           ///< refused admissions since construction
   /// Reservations given back more than once since construction (DESIGN.md
   /// invariant 5): stale or bitwise copies, which the pool refused, so the
   /// figures above stay exact. Nonzero means a bug in the program (or its
