@@ -44,8 +44,9 @@
 
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cassert>
-#include <cinttypes>  // PRIu32, for the debug report of a double release
+#include <cinttypes>  // PRIu32, PRIu64: the debug report of a double release
 #include <condition_variable>
 #include <cstdint>
 #include <cstdio>  // std::fprintf, for the same
@@ -389,22 +390,27 @@ class alignas(cache_line_size) PoolCore {
   void given_back_twice([[maybe_unused]] SlotClaim claim,
                         [[maybe_unused]] SlotBitmap::Release why) noexcept {
     // relaxed: a statistic, on a line written only on refusals and here.
-    double_releases_.fetch_add(1, std::memory_order_relaxed);
+    [[maybe_unused]] const std::uint64_t count =
+        double_releases_.fetch_add(1, std::memory_order_relaxed) + 1;
 #ifndef NDEBUG
     // Not an assertion: the pool stays exact, and tests (Debug builds) check
-    // that it does. A line per event, so that a debug run names the slot.
+    // that it does. The first 16, then every power of two: a program that
+    // does it on every request names the slot without flooding its log.
+    if (count > 16 && !std::has_single_bit(count)) return;
     if (why == SlotBitmap::Release::out_of_range) {
       std::fprintf(stderr,
                    "admit: SlotReservation for slot %" PRIu32 " of a pool of %" PRIu32
-                   " slots given back: a corrupt copy, ignored (Stats::double_releases)\n",
-                   claim.slot, slots_);
+                   " slots given back: a corrupt copy, ignored (double release %" PRIu64
+                   ", see Stats::double_releases)\n",
+                   claim.slot, slots_, count);
     } else {
       std::fprintf(stderr,
                    "admit: slot %" PRIu32
-                   " given back twice: a %s copy of a SlotReservation"
-                   " (generation %u, the slot's is %u), ignored (Stats::double_releases)\n",
+                   " given back twice: a %s copy of a SlotReservation (generation %u, the"
+                   " slot's is %u), ignored (double release %" PRIu64
+                   ", see Stats::double_releases)\n",
                    claim.slot, why == SlotBitmap::Release::stale ? "stale" : "concurrent",
-                   unsigned{claim.generation}, unsigned{bitmap_.generation(claim.slot)});
+                   unsigned{claim.generation}, unsigned{bitmap_.generation(claim.slot)}, count);
     }
 #endif
   }
