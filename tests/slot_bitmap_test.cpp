@@ -180,3 +180,25 @@ TEST_CASE("a slot index out of range is refused and touches nothing",
   CHECK(held.back().slot == 64);
   release_all(bitmap, held);
 }
+
+TEST_CASE("the generation is 16 bits: a claim 65,536 reuses old matches again",
+          "[slot_bitmap][double_release]") {
+  // The documented limit (slot_bitmap.hpp): a stale claim is recognised for
+  // 65,535 reuses of its slot; at 65,536 its generation is current again,
+  // and only the bit can still refuse it.
+  SlotBitmap bitmap{1};
+  const SlotClaim old = bitmap.claim();
+  REQUIRE(bitmap.release(old) == Release::released);
+  for (std::uint32_t reuse = 1; reuse < 65'536; ++reuse) {
+    const SlotClaim c = bitmap.claim();
+    REQUIRE(c.generation == reuse);
+    REQUIRE(bitmap.release(c) == Release::released);
+    if (reuse % 4096 == 0) REQUIRE(bitmap.release(old) == Release::stale);
+  }
+  CHECK(bitmap.generation(0) == 0);  // wrapped
+  CHECK(bitmap.is_current(old));
+  CHECK(bitmap.release(old) == Release::not_held);  // free now: the bit refuses it
+  const SlotClaim holder = bitmap.claim();
+  CHECK(holder.generation == 1);  // the refused release still moved the generation on
+  CHECK(bitmap.release(holder) == Release::released);
+}
