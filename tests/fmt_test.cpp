@@ -279,6 +279,20 @@ TEST_CASE("Stats prints one line", "[fmt][stats]") {
           "bytes 0 B of 200 MiB in use (peak 52 MiB), slots 0 of 8 (peak 2), waiters 0, "
           "admitted 2, rejected 0");
   }
+  SECTION("double releases are named only when there were some") {
+    admit::Stats s;
+    s.memory_budget = 200 * MiB;
+    s.slots = 8;
+    s.admitted = 3;
+    s.double_releases = 2;
+    CHECK(fmt::format("{}", s) ==
+          "bytes 0 B of 200 MiB in use (peak 0 B), slots 0 of 8 (peak 0), waiters 0, admitted 3, "
+          "rejected 0, double releases 2");
+    s.rejected.no_slot = 1;
+    CHECK(fmt::format("{}", s) ==
+          "bytes 0 B of 200 MiB in use (peak 0 B), slots 0 of 8 (peak 0), waiters 0, admitted 3, "
+          "rejected 1 (no_slot 1), double releases 2");
+  }
   SECTION("from a real pool that refused the seed upload") {
     admit::SlotPool pool{seed_config, admit::FlatPolicy{10}};
     CHECK(!pool.try_acquire(seed_upload));

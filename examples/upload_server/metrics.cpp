@@ -28,6 +28,8 @@ std::string prometheus_text(const admit::Stats& stats) {
   metric(out, "admit_slots", "gauge", "The slot count.", stats.slots);
   metric(out, "admit_waiters", "gauge", "Uploads waiting for room.", stats.waiters);
   metric(out, "admit_admitted_total", "counter", "Uploads admitted since start.", stats.admitted);
+  metric(out, "admit_double_releases_total", "counter",
+         "Reservations given back twice (refused; a bug to alert on).", stats.double_releases);
 
   out += "# HELP admit_rejected_total Uploads refused since start, by reason.\n";
   out += "# TYPE admit_rejected_total counter\n";

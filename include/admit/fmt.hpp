@@ -33,7 +33,9 @@
 //   Stats      one line:
 //     "bytes 52.4 MiB of 200 MiB in use (peak 120 MiB), slots 3 of 8 (peak 5),
 //      waiters 0, admitted 120, rejected 4 (too_large 1, no_slot 2, no_memory 1)"
-//     naming only the reasons with a nonzero count ("rejected 0" when none).
+//     naming only the reasons with a nonzero count ("rejected 0" when none),
+//     then ", double releases N" only when N (Stats::double_releases) is not
+//     0: a bug in the program or its compiler, which a log should show.
 //
 // ByteSize, Rejection and Stats have one fixed shape, so they accept only "{}":
 // any other spec throws fmt::format_error, as fmt does for a spec its own types
@@ -266,6 +268,8 @@ struct fmt::formatter<admit::Stats> : admit::detail::EmptySpecFormatter {
       }
     }
     if (s.rejected.total() != 0) *out++ = ')';
+    if (s.double_releases != 0)
+      out = fmt::format_to(out, ", double releases {}", s.double_releases);
     return out;
   }
 };

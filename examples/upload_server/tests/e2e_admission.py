@@ -114,6 +114,9 @@ async def wait_for_room(ctx: Ctx) -> None:
     m = await ctx.wait_idle()
     check(m["admit_admitted_total"] == 4 and all(m.rejected(r) == 0 for r in REASONS),
           f"expected 4 admitted and nothing refused, got {m.summary()}")
+    # Admitted through async_acquire_for in a coroutine: each given back once.
+    check(m["admit_double_releases_total"] == 0,
+          f"expected no double releases, got {m.summary()}")
 
 
 async def wait_timeout(ctx: Ctx) -> None:

@@ -9,7 +9,7 @@ from e2e_support import CaseFailure
 
 REASONS = ("too_large", "no_slot", "no_memory", "queue_full", "timeout", "cancelled", "closed")
 GAUGES = ("admit_bytes_in_use", "admit_bytes_budget", "admit_slots_in_use", "admit_slots",
-          "admit_waiters", "admit_admitted_total")
+          "admit_waiters", "admit_admitted_total", "admit_double_releases_total")
 
 METRIC_LINE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)(?:\s+\S+)?\s*$")
 METRIC_LABEL = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"')

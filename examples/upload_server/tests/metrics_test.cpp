@@ -39,6 +39,7 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   stats.admitted = 1234;
   stats.rejected.no_slot = 7;
   stats.rejected.too_large = 1;
+  stats.double_releases = 3;
 
   const auto text = upload_server::prometheus_text(stats);
   const auto values = samples(text);
@@ -49,6 +50,7 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   CHECK(values.at("admit_slots") == "16");
   CHECK(values.at("admit_waiters") == "2");
   CHECK(values.at("admit_admitted_total") == "1234");
+  CHECK(values.at("admit_double_releases_total") == "3");
   CHECK(values.at("admit_rejected_total{reason=\"no_slot\"}") == "7");
   CHECK(values.at("admit_rejected_total{reason=\"too_large\"}") == "1");
   CHECK(values.at("admit_rejected_total{reason=\"closed\"}") == "0");
@@ -59,5 +61,6 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   }
   CHECK(reason_lines == admit::reason_count);
   CHECK(text.find("# TYPE admit_admitted_total counter") != std::string::npos);
+  CHECK(text.find("# TYPE admit_double_releases_total counter") != std::string::npos);
   CHECK(text.find("# TYPE admit_bytes_in_use gauge") != std::string::npos);
 }
