@@ -30,6 +30,10 @@
 //     operation are lock-free, allocation-free and noexcept.
 //   - Every slot and byte handed out comes back exactly once; every waiter is
 //     answered exactly once (admitted, timeout, cancelled, closed, too_large).
+//   - A reservation given back twice (a bitwise copy; GCC 12 and
+//     `co_return c ? co_await x : y;`) is refused and counted in
+//     Stats::double_releases, in release builds too: the pool stays exact
+//     (reservation.hpp says what is detected).
 //
 // Lifecycle: close() refuses new requests and answers every waiter with
 // `closed`; reservations already held keep working. wait_idle(deadline) then

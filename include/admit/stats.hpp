@@ -4,6 +4,12 @@
 // the snapshot is approximate: fields may come from slightly different moments
 // (bytes_in_use and slots_in_use always come from the same moment: they share
 // one atomic word). With no concurrent activity every figure is exact.
+//
+// double_releases counts give-backs the pool refused: a reservation, or a
+// copy of one, giving back a claim that was given back already (DESIGN.md
+// invariant 5). They change no other figure: bytes_in_use and slots_in_use
+// stay exact, and admitted counts each claim once however often it comes
+// back (see detail/slot_bitmap.hpp for what is detected, and the limits).
 #pragma once
 
 #include <cstdint>

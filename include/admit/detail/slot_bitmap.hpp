@@ -6,7 +6,7 @@
 // column) without further synchronisation. One bit per slot, 16 per word; each
 // word on its own cache line together with a count of the claims made in it
 // and its 16 slots' generations (below), so that a claim or a release touches
-// one line of the bitmap, as it did before generations existed.
+// one line of the bitmap.
 //
 // The bitmap does not decide admission: the pool's packed word does. A caller
 // first takes a slot there, and only then claims an index here; a releaser
@@ -175,10 +175,13 @@ class SlotBitmap {
   }
 
   /// Whether `claim` is still current: its slot was not given back since
-  /// (the check of release()'s steps 1 and 2, touching nothing). A relaxed
-  /// load: exact for a release ordered before the call, as in release().
+  /// (release()'s steps 1 and 2, touching nothing).
   [[nodiscard]] bool is_current(SlotClaim claim) const noexcept {
-    return claim.slot < slots_ && generation(claim.slot) == claim.generation;
+    if (claim.slot >= slots_) return false;
+    // relaxed: as the check in release(): a release of this claim ordered
+    // before the call happens-before this load, so its store is seen.
+    return words_[claim.slot / per_word].generations[claim.slot % per_word].load(
+               std::memory_order_relaxed) == claim.generation;
   }
 
   /// The generation a claim of `slot` would get now (a snapshot; for
