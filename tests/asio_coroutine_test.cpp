@@ -6,9 +6,9 @@
 //
 // GCC 12 evaluates both operands of that conditional (two admissions) and
 // destroys the Admission it returns twice, as two bitwise copies; the caller
-// is left holding a reservation that the pool already took back. Before
-// DESIGN.md invariant 5, the second release underflowed the pool's packed
-// word and the pool refused everything for ever. Now it is refused and
+// is left holding a reservation that the pool already took back. Unchecked,
+// the second release underflowed the pool's packed word and the pool
+// refused everything for ever. Now it is refused and
 // counted (Stats::double_releases), and the pool stays exact. On GCC 12 the
 // test asserts that the double release happened and was caught, which proves
 // it reproduces the bug; on every compiler it asserts that the pool is exact

@@ -1,4 +1,4 @@
-// Concurrency stress for DESIGN.md invariant 5: reservations given back twice.
+// Concurrency stress for reservations given back twice (reservation.hpp).
 //
 // "stale copies in a busy pool": worker threads hammer one pool as in
 // stress_test.cpp (admissions, grows, shrinks, releases, hand-overs to other

@@ -259,7 +259,7 @@ TEST_CASE("SlotReservation does not depend on the policy", "[reservation]") {
   if constexpr (sizeof(void*) == 8) STATIC_REQUIRE(sizeof(SlotReservation) == 32);
 }
 
-// --- Given back twice (DESIGN.md invariant 5) --------------------------------------
+// --- Given back twice --------------------------------------------------------------
 // These run in Debug builds, where each refusal also prints a line on stderr.
 
 TEST_CASE("a bitwise copy released after the original is refused and counted once",

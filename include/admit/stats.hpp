@@ -6,8 +6,8 @@
 // one atomic word). With no concurrent activity every figure is exact.
 //
 // double_releases counts give-backs the pool refused: a reservation, or a
-// copy of one, giving back a claim that was given back already (DESIGN.md
-// invariant 5). They change no other figure: bytes_in_use and slots_in_use
+// copy of one, giving back a claim that was given back already
+// (reservation.hpp). They change no other figure: bytes_in_use and slots_in_use
 // stay exact, and admitted counts each claim once however often it comes
 // back (see detail/slot_bitmap.hpp for what is detected, and the limits).
 #pragma once
@@ -66,10 +66,9 @@ struct Stats {
   std::uint64_t waiters = 0;            ///< requests waiting for room now
   std::uint64_t admitted = 0;           ///< reservations handed out since construction
   RejectionCounts rejected{};           ///< refused admissions since construction
-  /// Reservations given back more than once since construction (DESIGN.md
-  /// invariant 5): stale or bitwise copies, which the pool refused, so the
-  /// figures above stay exact. Nonzero means a bug in the program (or its
-  /// compiler: GCC 12 and `co_return c ? co_await x : y;`), not in the load.
+  /// Reservations given back more than once since construction: stale or
+  /// bitwise copies, which the pool refused, so the figures above stay exact. Nonzero means a bug
+  /// in the program (or its compiler: GCC 12 and `co_return c ? co_await x : y;`), not in the load.
   /// Last, so that designated initializers of the members above still work.
   std::uint64_t double_releases = 0;
 

@@ -18,7 +18,7 @@
 // Fast path (no attention bit): try_acquire is one CAS loop on state_ plus a
 //   SlotBitmap claim (lock-free); release is one fetch_and and one fetch_sub
 //   (wait-free). Neither allocates, locks or throws.
-// Given back at most once (DESIGN.md invariant 5): release() subtracts a
+// Given back at most once, in release builds too: release() subtracts a
 //   reservation's slot and bytes from state_ only after the bitmap accepted
 //   its claim (slot_bitmap.hpp: the generation still matches and the bit was
 //   still set). A claim the bitmap refuses - a stale or bitwise copy of a
