@@ -34,15 +34,15 @@ bool spec_throws_format_error(const char* format_string, const T& value) {
   return false;
 }
 
-constexpr std::uint64_t seed_upload = 2'530'644'380;
+constexpr std::uint64_t large_upload = 2'530'644'380;
 
-// The seed's server: about 200 MiB free for uploads.
-constexpr admit::PoolConfig seed_config{.memory_budget = 200 * MiB, .slots = 8};
+// An upload service with about 200 MiB free for uploads.
+constexpr admit::PoolConfig server_config{.memory_budget = 200 * MiB, .slots = 8};
 
 }  // namespace
 
 // The formatting is constexpr, so the headline figures can be pinned at compile time.
-static_assert(admit::detail::format_byte_size(seed_upload).view() == "2.36 GiB");
+static_assert(admit::detail::format_byte_size(large_upload).view() == "2.36 GiB");
 static_assert(admit::detail::format_byte_size(std::numeric_limits<std::uint64_t>::max()).view() ==
               "16 EiB");
 
@@ -50,7 +50,7 @@ TEST_CASE("ByteSize prints the design's examples", "[fmt][bytesize]") {
   CHECK(bytes(0) == "0 B");
   CHECK(bytes(512) == "512 B");
   CHECK(bytes(100 * MiB) == "100 MiB");
-  CHECK(bytes(seed_upload) == "2.36 GiB");
+  CHECK(bytes(large_upload) == "2.36 GiB");
   CHECK(bytes(253'064'438) == "241 MiB");
   CHECK(bytes(GiB + GiB / 2) == "1.5 GiB");
   CHECK(bytes(37 * MiB) == "37 MiB");
@@ -145,7 +145,7 @@ TEST_CASE("Rejection prints one sentence per reason", "[fmt][rejection]") {
     return fmt::format("{}",
                        Rejection{reason, declared, needed, available, 200 * MiB, in_use, slots});
   };
-  CHECK(sentence(Reason::too_large, seed_upload, 253'064'438, 200 * MiB, 0, 8) ==
+  CHECK(sentence(Reason::too_large, large_upload, 253'064'438, 200 * MiB, 0, 8) ==
         "upload of 2.36 GiB needs 241 MiB, more than the whole budget of 200 MiB");
   CHECK(sentence(Reason::no_memory, 500 * MiB, 50 * MiB, 37 * MiB, 3, 8) ==
         "upload of 500 MiB needs 50 MiB, 37 MiB free of 200 MiB, retry later");
@@ -164,25 +164,25 @@ TEST_CASE("Rejection prints one sentence per reason", "[fmt][rejection]") {
 }
 
 TEST_CASE("Rejection sentences from real SlotPool refusals", "[fmt][rejection]") {
-  SECTION("the seed upload under the old flat 10 % is too large") {
-    admit::SlotPool pool{seed_config, admit::FlatPolicy{10}};
-    const admit::Admission answer = pool.try_acquire(seed_upload);
+  SECTION("the 2.36 GiB upload under the old flat 10 % is too large") {
+    admit::SlotPool pool{server_config, admit::FlatPolicy{10}};
+    const admit::Admission answer = pool.try_acquire(large_upload);
     REQUIRE(!answer);
     CHECK(answer.error().reason == Reason::too_large);
     CHECK(answer.error().needed_bytes == 253'064'438);
     CHECK(fmt::format("{}", answer.error()) ==
           "upload of 2.36 GiB needs 241 MiB, more than the whole budget of 200 MiB");
   }
-  SECTION("the seed upload under the default tiers is admitted with 100 MiB") {
-    admit::SlotPool pool{seed_config};
-    const admit::Admission answer = pool.try_acquire(seed_upload);
+  SECTION("the 2.36 GiB upload under the default tiers is admitted with 100 MiB") {
+    admit::SlotPool pool{server_config};
+    const admit::Admission answer = pool.try_acquire(large_upload);
     REQUIRE(answer);
     CHECK(answer->bytes() == 104'857'600);
     CHECK(fmt::format("{}", ByteSize{answer->bytes()}) == "100 MiB");
   }
   SECTION("no_memory: 163 MiB held, a 500 MiB upload needs 50 MiB") {
-    admit::SlotPool pool{seed_config};
-    admit::Admission held = pool.try_acquire(seed_upload);  // 100 MiB
+    admit::SlotPool pool{server_config};
+    admit::Admission held = pool.try_acquire(large_upload);  // 100 MiB
     REQUIRE(held);
     REQUIRE(held->try_grow(63 * MiB));
     const admit::Admission answer = pool.try_acquire(500 * MiB);
@@ -191,7 +191,7 @@ TEST_CASE("Rejection sentences from real SlotPool refusals", "[fmt][rejection]")
           "upload of 500 MiB needs 50 MiB, 37 MiB free of 200 MiB, retry later");
   }
   SECTION("no_slot: all 8 slots held by small uploads") {
-    admit::SlotPool pool{seed_config};
+    admit::SlotPool pool{server_config};
     std::array<admit::SlotReservation, 8> held;
     for (auto& reservation : held) {
       admit::Admission answer = pool.try_acquire(10 * MiB);
@@ -204,10 +204,10 @@ TEST_CASE("Rejection sentences from real SlotPool refusals", "[fmt][rejection]")
           "upload of 500 MiB needs a slot, all 8 slots in use, retry later");
   }
   SECTION("a refused try_grow: needed_bytes is the extra asked for") {
-    admit::SlotPool pool{seed_config};
+    admit::SlotPool pool{server_config};
     admit::Admission held = pool.try_acquire(500 * MiB);  // 50 MiB
     REQUIRE(held);
-    admit::Admission other = pool.try_acquire(seed_upload);  // 100 MiB
+    admit::Admission other = pool.try_acquire(large_upload);  // 100 MiB
     REQUIRE(other);
 
     const admit::GrowResult no_room = held->try_grow(60 * MiB);
@@ -265,7 +265,7 @@ TEST_CASE("Stats prints one line", "[fmt][stats]") {
           "cancelled 6, closed 7)");
   }
   SECTION("without rejections") {
-    admit::SlotPool pool{seed_config};
+    admit::SlotPool pool{server_config};
     {
       const admit::Admission a = pool.try_acquire(500 * MiB);
       const admit::Admission b = pool.try_acquire(10 * MiB);
@@ -293,9 +293,9 @@ TEST_CASE("Stats prints one line", "[fmt][stats]") {
           "bytes 0 B of 200 MiB in use (peak 0 B), slots 0 of 8 (peak 0), waiters 0, admitted 3, "
           "rejected 1 (no_slot 1), double releases 2");
   }
-  SECTION("from a real pool that refused the seed upload") {
-    admit::SlotPool pool{seed_config, admit::FlatPolicy{10}};
-    CHECK(!pool.try_acquire(seed_upload));
+  SECTION("from a real pool that refused the 2.36 GiB upload") {
+    admit::SlotPool pool{server_config, admit::FlatPolicy{10}};
+    CHECK(!pool.try_acquire(large_upload));
     CHECK(fmt::format("{}", pool.stats()) ==
           "bytes 0 B of 200 MiB in use (peak 0 B), slots 0 of 8 (peak 0), waiters 0, "
           "admitted 0, rejected 1 (too_large 1)");
