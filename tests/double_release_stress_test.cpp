@@ -40,6 +40,7 @@
 #include "bitwise_copy.hpp"
 #include "catch.hpp"
 #include "support.hpp"
+#include "wait_support.hpp"
 
 namespace {
 
@@ -205,27 +206,20 @@ TEST_CASE("stale copies released in a busy pool are refused and leave it exact",
 
   Shared shared;
   std::latch start{static_cast<std::ptrdiff_t>(threads + 1)};
-  std::atomic<bool> done{false};
-  std::uint64_t checks = 0;
-  std::uint64_t broken = 0;
-  std::thread checker{[&] {
-    start.arrive_and_wait();
-    while (!done.load(std::memory_order_acquire)) {
-      const admit::Stats s = shared.pool.stats();
-      if (s.bytes_in_use > budget || s.slots_in_use > slot_count || s.peak_bytes_in_use > budget ||
-          s.peak_slots_in_use > slot_count) {
-        ++broken;
-      }
-      ++checks;
-    }
-  }};
+  admit_test::StatsWatcher watcher{[&] { return shared.pool.stats(); },
+                                   [](const admit::Stats& s) {
+                                     return s.bytes_in_use > budget ||
+                                            s.slots_in_use > slot_count ||
+                                            s.peak_bytes_in_use > budget ||
+                                            s.peak_slots_in_use > slot_count;
+                                   },
+                                   start};
   std::vector<std::thread> workers;
   for (std::uint64_t t = 0; t < threads; ++t) {
     workers.emplace_back(worker, std::ref(shared), std::ref(start), ops_per_thread, 7000 + t);
   }
   for (std::thread& w : workers) w.join();
-  done.store(true, std::memory_order_release);
-  checker.join();
+  watcher.stop();
   for (admit::SlotReservation& r : shared.originals) shared.mark_free(r);
   shared.originals.clear();
   shared.copies.clear();  // their destructors: the last stale releases
@@ -237,10 +231,10 @@ TEST_CASE("stale copies released in a busy pool are refused and leave it exact",
       static_cast<unsigned long long>(threads), static_cast<unsigned long long>(ops_per_thread),
       static_cast<unsigned long long>(shared.admitted.load()),
       static_cast<unsigned long long>(shared.copies_made.load()),
-      static_cast<unsigned long long>(checks));
+      static_cast<unsigned long long>(watcher.checks()));
   CHECK(shared.violations.load() == 0);
-  CHECK(broken == 0);
-  CHECK(checks > 0);
+  CHECK(watcher.violations() == 0);
+  CHECK(watcher.checks() > 0);
   CHECK(shared.copies_made.load() > 1000);
   CHECK(s.double_releases == shared.copies_made.load());  // each copy counted exactly once
   CHECK(s.bytes_in_use == 0);

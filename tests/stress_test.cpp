@@ -33,6 +33,7 @@
 
 #include "catch.hpp"
 #include "support.hpp"
+#include "wait_support.hpp"
 
 namespace {
 
@@ -152,21 +153,14 @@ TEST_CASE("concurrent admissions never exceed the limits and give everything bac
 
   Shared shared;
   std::latch start{static_cast<std::ptrdiff_t>(threads + 1)};
-  std::atomic<bool> done{false};
-  std::uint64_t checks = 0;
-  std::uint64_t over_limit = 0;
-
-  std::thread checker{[&] {
-    start.arrive_and_wait();
-    while (!done.load(std::memory_order_acquire)) {
-      const admit::Stats s = shared.pool.stats();
-      if (s.bytes_in_use > budget || s.slots_in_use > slot_count || s.peak_bytes_in_use > budget ||
-          s.peak_slots_in_use > slot_count) {
-        ++over_limit;
-      }
-      ++checks;
-    }
-  }};
+  admit_test::StatsWatcher watcher{[&] { return shared.pool.stats(); },
+                                   [](const admit::Stats& s) {
+                                     return s.bytes_in_use > budget ||
+                                            s.slots_in_use > slot_count ||
+                                            s.peak_bytes_in_use > budget ||
+                                            s.peak_slots_in_use > slot_count;
+                                   },
+                                   start};
   const auto began = std::chrono::steady_clock::now();
   std::vector<std::thread> workers;
   for (std::uint64_t t = 0; t < threads; ++t) {
@@ -175,8 +169,7 @@ TEST_CASE("concurrent admissions never exceed the limits and give everything bac
   for (std::thread& w : workers) w.join();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
-  done.store(true, std::memory_order_release);
-  checker.join();
+  watcher.stop();
   for (admit::SlotReservation& r : shared.mailbox) shared.mark_free(r);
   shared.mailbox.clear();
 
@@ -187,12 +180,12 @@ TEST_CASE("concurrent admissions never exceed the limits and give everything bac
       static_cast<unsigned long long>(threads * ops_per_thread), seconds,
       static_cast<unsigned long long>(shared.admitted.load()),
       static_cast<unsigned long long>(shared.handed_over.load()),
-      static_cast<unsigned long long>(checks));
+      static_cast<unsigned long long>(watcher.checks()));
 
   CHECK(threads * ops_per_thread >= std::min<std::uint64_t>(total_ops, 2'000'000) - threads);
   CHECK(shared.violations.load() == 0);
-  CHECK(over_limit == 0);
-  CHECK(checks > 0);
+  CHECK(watcher.violations() == 0);
+  CHECK(watcher.checks() > 0);
 
   const admit::Stats s = shared.pool.stats();
   CHECK(s.bytes_in_use == 0);

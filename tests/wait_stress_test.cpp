@@ -30,6 +30,7 @@
 
 #include "catch.hpp"
 #include "support.hpp"
+#include "wait_support.hpp"
 
 namespace {
 
@@ -199,29 +200,20 @@ void run(admit::Fairness fairness) {
 
   Shared shared{fairness};
   std::latch start{static_cast<std::ptrdiff_t>(threads + 1)};
-  std::atomic<bool> done{false};
-  std::uint64_t over_limit = 0;
-  std::uint64_t checks = 0;
-  std::thread checker{[&] {
-    start.arrive_and_wait();
-    while (!done.load()) {
-      const admit::Stats s = shared.pool.stats();
-      if (s.slots_in_use > slot_count || s.bytes_in_use > largest_budget ||
-          s.waiters > max_waiters) {
-        ++over_limit;
-      }
-      ++checks;
-      std::this_thread::yield();
-    }
-  }};
+  admit_test::StatsWatcher watcher{[&] { return shared.pool.stats(); },
+                                   [](const admit::Stats& s) {
+                                     return s.slots_in_use > slot_count ||
+                                            s.bytes_in_use > largest_budget ||
+                                            s.waiters > max_waiters;
+                                   },
+                                   start};
   const auto began = std::chrono::steady_clock::now();
   std::vector<std::thread> workers;
   for (std::uint64_t t = 0; t < threads; ++t) {
     workers.emplace_back(worker, std::ref(shared), std::ref(start), ops, 77 + t, t == 0);
   }
   for (std::thread& w : workers) w.join();
-  done = true;
-  checker.join();
+  watcher.stop();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
 
@@ -241,10 +233,10 @@ void run(admit::Fairness fairness) {
       static_cast<unsigned long long>(shared.async_issued.load()),
       static_cast<unsigned long long>(shared.async_admitted.load()),
       static_cast<unsigned long long>(shared.cancels_won.load()),
-      static_cast<unsigned long long>(answered), static_cast<unsigned long long>(checks));
+      static_cast<unsigned long long>(answered), static_cast<unsigned long long>(watcher.checks()));
 
-  CHECK(over_limit == 0);
-  CHECK(checks > 0);
+  CHECK(watcher.violations() == 0);
+  CHECK(watcher.checks() > 0);
   CHECK(idle);
   CHECK(s.bytes_in_use == 0);
   CHECK(s.slots_in_use == 0);
