@@ -115,7 +115,7 @@ TEST_CASE("AnyPolicy reserves what the policy it holds reserves", "[options][pol
     std::mt19937_64 rng{7578};
     std::vector<std::uint64_t> sizes{
         0,       1,   100 * MiB - 1, 100 * MiB,
-        GiB - 1, GiB, large_upload,   std::numeric_limits<std::uint64_t>::max()};
+        GiB - 1, GiB, large_upload,  std::numeric_limits<std::uint64_t>::max()};
     for (int i = 0; i < 1000; ++i) sizes.push_back(rng() >> (rng() % 64));
     for (const std::uint64_t size : sizes) {
       INFO("size " << size);
