@@ -46,13 +46,21 @@ void set_slots(Options& options, std::string_view value) {
       "a slot count in 1.." + std::to_string(admit::PoolConfig::max_slots));
 }
 
+// A timeout of zero would cut off every client at once: refused.
+std::chrono::milliseconds positive_duration(std::string_view value) {
+  const std::chrono::milliseconds duration = parse_duration(value);
+  if (duration <= std::chrono::milliseconds::zero())
+    reject("a duration above 0, such as 30s", value);
+  return duration;
+}
+
 struct Flag {
   std::string_view name;
   bool takes_value;
   void (*apply)(Options&, std::string_view value);
 };
 
-constexpr std::array<Flag, 11> flags{{
+constexpr std::array<Flag, 17> flags{{
     {"--host", true,
      [](Options& o, std::string_view v) {
        if (v.empty()) reject("a host name or address", v);
@@ -86,6 +94,23 @@ constexpr std::array<Flag, 11> flags{{
        o.admission = v == "on";
      }},
     {"--grace", true, [](Options& o, std::string_view v) { o.grace = parse_duration(v); }},
+    {"--body-timeout", true,
+     [](Options& o, std::string_view v) { o.body_timeout = positive_duration(v); }},
+    {"--min-rate", true, [](Options& o, std::string_view v) { o.min_rate = parse_size(v); }},
+    {"--header-timeout", true,
+     [](Options& o, std::string_view v) { o.header_timeout = positive_duration(v); }},
+    {"--first-message-timeout", true,
+     [](Options& o, std::string_view v) { o.first_message_timeout = positive_duration(v); }},
+    {"--max-connections", true,
+     [](Options& o, std::string_view v) {
+       o.max_connections = parse_integer<std::uint32_t>(
+           v, 0, 1'000'000, "a connection count in 0..1000000 (0: from the descriptor limit)");
+     }},
+    {"--max-connections-per-ip", true,
+     [](Options& o, std::string_view v) {
+       o.max_connections_per_ip = parse_integer<std::uint32_t>(
+           v, 0, 1'000'000, "a connection count in 0..1000000 (0: no cap)");
+     }},
     {"--help", false, [](Options& o, std::string_view) { o.help = true; }},
 }};
 
@@ -150,6 +175,24 @@ An HTTP and WebSocket upload server whose uploads are admitted by admit.
   --max-body SIZE      largest upload accepted (default 64GiB)
   --admission on|off   off admits every upload, to compare (default on)
   --grace DURATION     how long running uploads may finish on shutdown (default 30s)
+
+Slow, idle and hostile clients:
+  --body-timeout DURATION
+                       cut off an upload that sends no data this long; pings and
+                       pongs do not count (default 30s)
+  --min-rate SIZE      bytes per second an upload must average over each
+                       --body-timeout interval (default 0: no minimum)
+  --header-timeout DURATION
+                       time a connection has to send a request's headers
+                       (default 30s)
+  --first-message-timeout DURATION
+                       time a WebSocket has to send its upload request after
+                       the upgrade (default 10s)
+  --max-connections N  open connections at once (default 0: from the
+                       descriptor limit, ulimit -n)
+  --max-connections-per-ip N
+                       open connections from one address (default 0: no cap)
+
   --help               print this text and exit
 
 SIZE is a number with an optional unit: B, KiB, MiB, GiB, TiB (binary) or kB,

@@ -32,7 +32,27 @@ struct Options {
   std::uint64_t max_body = 64 * admit::GiB;  ///< --max-body: largest upload
   bool admission = true;                     ///< --admission off: admit everything
   std::chrono::milliseconds grace{std::chrono::seconds{30}};  ///< --grace: drain on shutdown
-  bool help = false;                                          ///< --help: print usage() and exit
+
+  // Slow, idle and hostile clients (progress.hpp, connection_limits.hpp).
+  /// --body-timeout: an admitted upload that delivers no data for this long is
+  /// cut off (pings and pongs are not data).
+  std::chrono::milliseconds body_timeout{std::chrono::seconds{30}};
+  /// --min-rate: bytes per second an upload must average over each
+  /// --body-timeout interval; 0 = no minimum.
+  std::uint64_t min_rate = 0;
+  /// --header-timeout: a connection must send a complete request (headers) this
+  /// soon after it opens or after its previous request.
+  std::chrono::milliseconds header_timeout{std::chrono::seconds{30}};
+  /// --first-message-timeout: a WebSocket must send its upload request this
+  /// soon after the upgrade.
+  std::chrono::milliseconds first_message_timeout{std::chrono::seconds{10}};
+  /// --max-connections: open client connections at once; 0 = derived from the
+  /// descriptor limit (RLIMIT_NOFILE) at start-up.
+  std::uint32_t max_connections = 0;
+  /// --max-connections-per-ip: open connections from one address; 0 = no cap.
+  std::uint32_t max_connections_per_ip = 0;
+
+  bool help = false;  ///< --help: print usage() and exit
 };
 
 /// Parses the arguments after the program name. Accepts "--flag value" and

@@ -166,16 +166,34 @@ TEST_CASE("parse_options: no arguments give the documented defaults", "[options]
   CHECK(o.max_body == 64 * GiB);
   CHECK(o.admission);
   CHECK(o.grace == std::chrono::seconds{30});
+  CHECK(o.body_timeout == std::chrono::seconds{30});
+  CHECK(o.min_rate == 0);
+  CHECK(o.header_timeout == std::chrono::seconds{30});
+  CHECK(o.first_message_timeout == std::chrono::seconds{10});
+  CHECK(o.max_connections == 0);
+  CHECK(o.max_connections_per_ip == 0);
   CHECK_FALSE(o.help);
 }
 
 TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value'", "[options]") {
   const bool with_equals = GENERATE(false, true);
   const std::vector<std::pair<std::string_view, std::string_view>> flags{
-      {"--host", "0.0.0.0"}, {"--port", "0"},        {"--dir", "/srv/up=loads"},
-      {"--budget", "1GiB"},  {"--slots", "4"},       {"--policy", "fixed:8MiB"},
-      {"--wait", "2s"},      {"--max-body", "1TiB"}, {"--admission", "off"},
-      {"--grace", "1.5s"}};
+      {"--host", "0.0.0.0"},
+      {"--port", "0"},
+      {"--dir", "/srv/up=loads"},
+      {"--budget", "1GiB"},
+      {"--slots", "4"},
+      {"--policy", "fixed:8MiB"},
+      {"--wait", "2s"},
+      {"--max-body", "1TiB"},
+      {"--admission", "off"},
+      {"--grace", "1.5s"},
+      {"--body-timeout", "5s"},
+      {"--min-rate", "1KiB"},
+      {"--header-timeout", "2s"},
+      {"--first-message-timeout", "250ms"},
+      {"--max-connections", "900"},
+      {"--max-connections-per-ip", "8"}};
   std::vector<std::string> storage;  // owns the "--flag=value" strings
   storage.reserve(flags.size());
   std::vector<std::string_view> args;
@@ -198,6 +216,12 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(o.max_body == TiB);
   CHECK_FALSE(o.admission);
   CHECK(o.grace == milliseconds{1'500});
+  CHECK(o.body_timeout == milliseconds{5'000});
+  CHECK(o.min_rate == 1024);
+  CHECK(o.header_timeout == milliseconds{2'000});
+  CHECK(o.first_message_timeout == milliseconds{250});
+  CHECK(o.max_connections == 900);
+  CHECK(o.max_connections_per_ip == 8);
   CHECK_FALSE(o.help);
   CHECK(parse({"--help"}).help);
   CHECK(parse({"--admission", "on"}).admission);
@@ -237,13 +261,27 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
   CHECK(parse_error({"--frobnicate=1"}) == "unknown flag '--frobnicate' (see --help)");
   CHECK(parse_error({"-p"}) == "unknown flag '-p' (see --help)");
   CHECK(parse_error({"8080"}) == "unexpected argument '8080' (see --help)");
+  CHECK(parse_error({"--body-timeout", "0"}) ==
+        "--body-timeout: expected a duration above 0, such as 30s, got '0'");
+  CHECK(parse_error({"--first-message-timeout", "0"}) ==
+        "--first-message-timeout: expected a duration above 0, such as 30s, got '0'");
+  CHECK(parse_error({"--max-connections", "-5"}) ==
+        "--max-connections: expected a connection count in 0..1000000 (0: from the descriptor "
+        "limit), got '-5'");
+  CHECK(parse_error({"--max-connections-per-ip", "x"}) ==
+        "--max-connections-per-ip: expected a connection count in 0..1000000 (0: no cap), got "
+        "'x'");
+  CHECK(parse_error({"--min-rate", "fast"}) ==
+        "--min-rate: expected a size such as 200MiB, got 'fast'");
 }
 
 TEST_CASE("usage names the program and documents every flag", "[options]") {
   const std::string text = upload_server::usage("upload_server");
   CHECK(text.starts_with("usage: upload_server [flags]\n"));
-  for (const char* flag : {"--host", "--port", "--dir", "--budget", "--slots", "--policy", "--wait",
-                           "--max-body", "--admission", "--grace", "--help"}) {
+  for (const char* flag :
+       {"--host", "--port", "--dir", "--budget", "--slots", "--policy", "--wait", "--max-body",
+        "--admission", "--grace", "--body-timeout", "--min-rate", "--header-timeout",
+        "--first-message-timeout", "--max-connections", "--max-connections-per-ip", "--help"}) {
     INFO(flag);
     CHECK(contains(text, std::string{"\n  "} + flag + " "));
   }
