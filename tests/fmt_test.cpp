@@ -4,6 +4,7 @@
 #include <admit/fmt.hpp>
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -157,6 +158,16 @@ TEST_CASE("Rejection prints one sentence per reason", "[fmt][rejection]") {
         "upload of 500 MiB needs 50 MiB: too many uploads already waiting, retry later");
   CHECK(sentence(Reason::timeout, 500 * MiB, 50 * MiB, 10 * MiB, 8, 8) ==
         "upload of 500 MiB needs 50 MiB: waited until the deadline, retry later");
+  // A wait that ran out while its bytes were free waited for a slot; an
+  // upload too small to reserve anything needs only a slot, never "0 B".
+  CHECK(sentence(Reason::timeout, 500 * MiB, 50 * MiB, 150 * MiB, 8, 8) ==
+        "upload of 500 MiB needs a slot: waited until the deadline, retry later");
+  CHECK(sentence(Reason::timeout, 500 * MiB, 50 * MiB, 50 * MiB, 8, 8) ==
+        "upload of 500 MiB needs a slot: waited until the deadline, retry later");
+  CHECK(sentence(Reason::queue_full, 4, 0, 0, 8, 8) ==
+        "upload of 4 B needs a slot: too many uploads already waiting, retry later");
+  CHECK(sentence(Reason::closed, 4, 0, 200 * MiB, 0, 8) ==
+        "upload of 4 B needs a slot: the server is shutting down");
   CHECK(sentence(Reason::cancelled, 500 * MiB, 50 * MiB, 10 * MiB, 8, 8) ==
         "upload of 500 MiB needs 50 MiB: the request was cancelled");
   CHECK(sentence(Reason::closed, 500 * MiB, 50 * MiB, 10 * MiB, 8, 8) ==
@@ -202,6 +213,17 @@ TEST_CASE("Rejection sentences from real SlotPool refusals", "[fmt][rejection]")
     REQUIRE(!answer);
     CHECK(fmt::format("{}", answer.error()) ==
           "upload of 500 MiB needs a slot, all 8 slots in use, retry later");
+  }
+  SECTION("timeout: a wait for a slot, with the bytes free, says so") {
+    admit::SlotPool pool{admit::PoolConfig{.memory_budget = 200 * MiB, .slots = 1}};
+    admit::Admission held = pool.try_acquire(10 * MiB);
+    REQUIRE(held);
+    // An expired wait: the answer is at once, and the 50 MiB were free.
+    const admit::Admission answer = pool.acquire_for(500 * MiB, std::chrono::milliseconds{0});
+    REQUIRE(!answer);
+    CHECK(answer.error().reason == Reason::timeout);
+    CHECK(fmt::format("{}", answer.error()) ==
+          "upload of 500 MiB needs a slot: waited until the deadline, retry later");
   }
   SECTION("a refused try_grow: needed_bytes is the extra asked for") {
     admit::SlotPool pool{server_config};

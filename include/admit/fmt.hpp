@@ -25,8 +25,10 @@
 //                 ("..., the only slot is in use, ..." when S is 1)
 //     queue_full  "upload of X needs Y: too many uploads already waiting, retry later"
 //     timeout     "upload of X needs Y: waited until the deadline, retry later"
+//                 ("needs a slot: ..." when Y was free: the wait was for a slot)
 //     cancelled   "upload of X needs Y: the request was cancelled"
 //     closed      "upload of X needs Y: the server is shutting down"
+//                 (in all four, "needs a slot" when Y is 0)
 //                 (try_grow on an empty reservation, which reports closed with
 //                  no pool figures: "upload of X needs Y: the reservation holds
 //                  nothing (released or moved from)")
@@ -186,6 +188,21 @@ struct fmt::formatter<admit::Reason> : fmt::formatter<std::string_view> {
 
 template <>
 struct fmt::formatter<admit::Rejection> : admit::detail::EmptySpecFormatter {
+  // "upload of X needs Y", or "needs a slot" when the bytes were not what it
+  // lacked: an upload too small to reserve anything, or a wait that ran out
+  // while its bytes were free (so "needs 0 B" or "needs 2 MiB" would mislead).
+  template <class Out>
+  static Out need(const admit::Rejection& r, Out out) {
+    using admit::ByteSize;
+    const bool bytes_were_free = r.needed_bytes == 0 || (r.reason == admit::Reason::timeout &&
+                                                         r.needed_bytes <= r.available_bytes);
+    if (bytes_were_free) {
+      return fmt::format_to(out, "upload of {} needs a slot", ByteSize{r.declared_size});
+    }
+    return fmt::format_to(out, "upload of {} needs {}", ByteSize{r.declared_size},
+                          ByteSize{r.needed_bytes});
+  }
+
   template <class FormatContext>
   auto format(const admit::Rejection& r, FormatContext& ctx) const -> decltype(ctx.out()) {
     using admit::ByteSize;
@@ -220,28 +237,20 @@ struct fmt::formatter<admit::Rejection> : admit::detail::EmptySpecFormatter {
                               "upload of {} needs a slot, all {} slots in use, retry later",
                               declared, r.slots);
       case Reason::queue_full:
-        return fmt::format_to(ctx.out(),
-                              "upload of {} needs {}: too many uploads already waiting, "
-                              "retry later",
-                              declared, needed);
+        return fmt::format_to(need(r, ctx.out()),
+                              ": too many uploads already waiting, retry later");
       case Reason::timeout:
-        return fmt::format_to(ctx.out(),
-                              "upload of {} needs {}: waited until the deadline, retry later",
-                              declared, needed);
+        return fmt::format_to(need(r, ctx.out()), ": waited until the deadline, retry later");
       case Reason::cancelled:
-        return fmt::format_to(ctx.out(), "upload of {} needs {}: the request was cancelled",
-                              declared, needed);
+        return fmt::format_to(need(r, ctx.out()), ": the request was cancelled");
       case Reason::closed:
         // A pool always has at least one slot: no slots means the refusal came
         // from an empty reservation's try_grow, not from a closing pool.
         if (r.slots == 0) {
-          return fmt::format_to(ctx.out(),
-                                "upload of {} needs {}: the reservation holds nothing "
-                                "(released or moved from)",
-                                declared, needed);
+          return fmt::format_to(need(r, ctx.out()),
+                                ": the reservation holds nothing (released or moved from)");
         }
-        return fmt::format_to(ctx.out(), "upload of {} needs {}: the server is shutting down",
-                              declared, needed);
+        return fmt::format_to(need(r, ctx.out()), ": the server is shutting down");
     }
     return fmt::format_to(ctx.out(), "upload of {} needs {}: refused ({})", declared, needed,
                           admit::to_string(r.reason));
