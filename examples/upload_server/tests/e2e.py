@@ -6,7 +6,8 @@
 
 One case per invocation: it starts its own server (stdout and stderr in
 DIR/server.log, files in DIR/store), runs, and stops the server (SIGTERM, then
-SIGKILL) even when it fails. Exit 0 on pass; otherwise 1 with what was expected,
+SIGKILL) even when it fails. Exit 0 on pass, 77 (CTest's skip) when the case
+cannot run on this machine; otherwise 1 with what was expected,
 what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
@@ -39,7 +40,7 @@ import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
 from e2e_context import Ctx  # noqa: E402
 from e2e_server import describe_exit  # noqa: E402
-from e2e_support import CaseFailure  # noqa: E402
+from e2e_support import SKIP_CODE, CaseFailure, CaseSkipped  # noqa: E402
 
 # --- The case registry: name -> (case, time limit in s), in --list order ------------------
 
@@ -110,6 +111,7 @@ def main() -> int:
 
     started = time.monotonic()
     failure: Optional[str] = None
+    skipped: Optional[str] = None
     try:
         asyncio.run(run())
         # Every case ends with the server idle: SIGTERM must make it exit 0, promptly.
@@ -122,6 +124,8 @@ def main() -> int:
                     failure = f"the server exited with {describe_exit(code)} on SIGTERM (expected 0)"
             elif server.proc is not None and server.proc.poll() not in (0, None):
                 failure = f"the server exited with {describe_exit(server.proc.poll())}"
+    except CaseSkipped as e:
+        skipped = str(e)
     except CaseFailure as e:
         failure = str(e)
     except HardTimeout:
@@ -134,6 +138,9 @@ def main() -> int:
             if server.alive():
                 server.stop(timeout=10)
     took = time.monotonic() - started
+    if skipped is not None and failure is None:
+        print(f"SKIP {args.case} ({took:.1f} s): {skipped}", flush=True)
+        return SKIP_CODE
     if failure is None:
         print(f"PASS {args.case} ({took:.1f} s)", flush=True)
         return 0
