@@ -12,9 +12,9 @@ what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_admission.py and e2e_lifecycle.py; what they
-share in e2e_context.py and the support modules it names (e2e_support.py,
-e2e_server.py, e2e_clients.py, e2e_metrics.py).
+in e2e_websocket.py, e2e_http.py, e2e_hostile_http.py, e2e_admission.py and
+e2e_lifecycle.py; what they share in e2e_context.py and the support modules it
+names (e2e_support.py, e2e_server.py, e2e_clients.py, e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
 """
@@ -35,6 +35,7 @@ from typing import Awaitable, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
+import e2e_hostile_http  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
@@ -63,6 +64,14 @@ CASES: dict[str, tuple[Case, float]] = {
     "http_errors": (e2e_http.http_errors, LIMIT),
     "graceful_shutdown": (e2e_lifecycle.graceful_shutdown, LIMIT),
     "shutdown_grace_expired": (e2e_lifecycle.shutdown_grace_expired, LIMIT),
+    "http_slow_client": (e2e_hostile_http.http_slow_client, 30.0),
+    "http_idle_body": (e2e_hostile_http.http_idle_body, 30.0),
+    "http_min_rate": (e2e_hostile_http.http_min_rate, 30.0),
+    "http_header_timeout": (e2e_hostile_http.http_header_timeout, 30.0),
+    "http_two_files": (e2e_hostile_http.http_two_files, LIMIT),
+    "http_decoded_names": (e2e_hostile_http.http_decoded_names, LIMIT),
+    "http_status_codes": (e2e_hostile_http.http_status_codes, LIMIT),
+    "http_body_limit": (e2e_hostile_http.http_body_limit, LIMIT),
 }
 
 
