@@ -218,11 +218,10 @@ async def http_two_files(ctx: Ctx) -> None:
 
 # --- Item 10: names are decoded -----------------------------------------------------------
 
-# What the sanitiser makes of "café.txt": it keeps [A-Za-z0-9._-] and writes one
-# '_' per other character (storage.hpp), so the decoding shows as one '_', not
-# the three of "caf_C3_A9.txt".
-CAFE_STORED = "caf_.txt"
-NAIVE_STORED = "na_ve.txt"
+# The sanitiser keeps visible non-ASCII letters (storage.hpp): decoded, the
+# names are themselves.
+CAFE_STORED = "café.txt"
+NAIVE_STORED = "naïve.txt"
 
 
 async def http_decoded_names(ctx: Ctx) -> None:
