@@ -17,7 +17,8 @@
 //   426 upgrade_required      GET /ws/upload without the upgrade; Upgrade: websocket
 //   431 request_header_fields_too_large   a head over max_head_bytes
 //   500 storage               the disk failed otherwise
-//   507 insufficient_storage  the disk (or the quota) is full: ENOSPC, EDQUOT
+//   507 insufficient_storage  the disk (or the quota) is full: ENOSPC, EDQUOT,
+//                             or the upload cannot fit in what is left on it
 //
 // A reply closes the connection unless it says keep_alive: after an error the
 // server cannot know where the next request starts.
@@ -79,6 +80,11 @@ struct Reply {
 /// 408: the body was cut off; `why` is ProgressWatch's sentence.
 [[nodiscard]] Reply late_body_reply(std::string_view why, std::uint64_t received_bytes,
                                     std::uint64_t declared_size, const Options& options);
+
+/// 507 before admission: an upload of `declared_size` bytes cannot fit in the
+/// `free_bytes` left on --dir, so it is refused before its body (not after
+/// writing megabytes); reason insufficient_storage, with both figures.
+[[nodiscard]] Reply insufficient_storage(std::uint64_t declared_size, std::uint64_t free_bytes);
 
 /// True for the errors that mean "no room on the disk": ENOSPC and EDQUOT.
 [[nodiscard]] bool is_out_of_space(std::error_code error) noexcept;

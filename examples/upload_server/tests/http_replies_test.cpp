@@ -75,6 +75,18 @@ TEST_CASE("a full disk or quota is 507, other storage failures 500", "[http_repl
               http::status::internal_server_error, "storage");
 }
 
+TEST_CASE("an upload that cannot fit on the disk is 507 with the figures",
+          "[http_replies][storage]") {
+  Reply reply = upload_server::insufficient_storage(30'000'000, 20'000'000);
+  check_error(reply, http::status::insufficient_storage, "insufficient_storage");
+  const nlohmann::json body = json_of(reply);
+  CHECK(body.at("reason") == "insufficient_storage");
+  CHECK(body.at("declared_size") == 30'000'000);
+  CHECK(body.at("free_bytes") == 20'000'000);
+  CHECK(body.at("message") ==
+        "an upload of 28.6 MiB does not fit in the 19.1 MiB free for uploads");
+}
+
 TEST_CASE("408s say which deadline, with the figures", "[http_replies][deadlines]") {
   Options options;
   options.body_timeout = 2s;
