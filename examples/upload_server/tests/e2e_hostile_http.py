@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 
 from e2e_clients import open_raw, raw_request, read_http_response
 from e2e_context import Ctx, expect_no_body_sent
@@ -23,13 +24,15 @@ def upload_head(target: str, length: int, content_type: str = "application/octet
             f"Content-Length: {length}\r\n\r\n").encode()
 
 
-class Drip:
-    """One upload sent in pieces, one every `interval`, while the answer is read
-    at the same time: sending stops once the server answers or closes."""
+@dataclass
+class RawAnswer:
+    """The answer a raw client got, and how much of its body it had sent by then."""
 
-    def __init__(self, status: int, headers: dict, body: bytes, sent: int, took: float):
-        self.status, self.headers, self.body, self.sent, self.took = (status, headers, body,
-                                                                      sent, took)
+    status: int
+    headers: dict
+    body: bytes
+    sent: int
+    took: float  # seconds from the start of the request, or of the wait for the answer
 
     def json(self) -> dict:
         try:
@@ -45,7 +48,9 @@ class Drip:
 
 
 async def drip(port: int, head: bytes, pieces: list[bytes], interval: float,
-               timeout: float) -> Drip:
+               timeout: float) -> RawAnswer:
+    """One upload sent in pieces, one every `interval`, while the answer is read
+    at the same time: sending stops once the server answers or closes."""
     reader, writer = await open_raw(port)
     started = time.monotonic()
     sent = 0
@@ -63,9 +68,15 @@ async def drip(port: int, head: bytes, pieces: list[bytes], interval: float,
                 break  # the server closed its side: its answer, if any, is in `answer`
             sent += len(piece)
         status, headers, body = await answer
-        return Drip(status, headers, body, sent, time.monotonic() - started)
+        return RawAnswer(status, headers, body, sent, time.monotonic() - started)
     finally:
         writer.transport.abort()
+
+
+async def read_answer(reader: asyncio.StreamReader, timeout: float) -> RawAnswer:
+    started = time.monotonic()
+    status, headers, body = await read_http_response(reader, timeout)
+    return RawAnswer(status, headers, body, 0, time.monotonic() - started)
 
 
 async def closed_within(reader: asyncio.StreamReader, timeout: float) -> bool:
@@ -83,7 +94,7 @@ async def closed_within(reader: asyncio.StreamReader, timeout: float) -> bool:
     return False
 
 
-def expect_late(answer: Drip, reason: str) -> dict:
+def expect_late(answer: RawAnswer, reason: str) -> dict:
     check(answer.status == 408, f"expected 408 ({reason}), got {answer.describe()}")
     body = answer.json()
     check(body.get("reason") == reason and body.get("message"),
@@ -124,9 +135,7 @@ async def http_idle_body(ctx: Ctx) -> None:
         await writer.drain()
         await ctx.wait_metrics(lambda m: m["admit_slots_in_use"] == 1,
                                "the idle upload admitted (admit_slots_in_use 1)")
-        started = time.monotonic()
-        status, headers, body = await read_http_response(reader, 15)
-        answer = Drip(status, headers, body, 0, time.monotonic() - started)
+        answer = await read_answer(reader, 15)
         expect_late(answer, "body_timeout")
         check(answer.json().get("received_bytes") == 0,
               f"expected received_bytes 0 in the 408, got {answer.describe()}")
@@ -173,9 +182,7 @@ async def http_header_timeout(ctx: Ctx) -> None:
     try:
         writer.write(b"POST /api/v1/upl")
         await writer.drain()
-        started = time.monotonic()
-        status, headers, body = await read_http_response(reader, 10)
-        expect_late(Drip(status, headers, body, 0, time.monotonic() - started), "header_timeout")
+        expect_late(await read_answer(reader, 10), "header_timeout")
         check(await closed_within(reader, 10), "expected the connection closed after the 408")
     finally:
         writer.transport.abort()
@@ -237,7 +244,8 @@ async def http_decoded_names(ctx: Ctx) -> None:
     part = payload(1500, seed=65)
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
             f"filename=\"fallback.txt\"; filename*=UTF-8''na%C3%AFve.txt\r\n"
-            f"Content-Type: text/plain\r\n\r\n").encode() + part + f"\r\n--{boundary}--\r\n".encode()
+            f"Content-Type: text/plain\r\n\r\n").encode()
+    body += part + f"\r\n--{boundary}--\r\n".encode()
     r = await ctx.curl("--data-binary", f"@{ctx.write_file('naive.form', body)}", "-H",
                        f"Content-Type: multipart/form-data; boundary={boundary}", ctx.url(UPLOAD))
     check(r.status == 201, f"filename*=UTF-8''na%C3%AFve.txt: expected 201, got {r.describe()}")
