@@ -11,10 +11,12 @@ namespace upload_server {
 
 /// Serves requests on `socket` until the client or an error ends the
 /// connection. Routes:
-///   POST /api/v1/upload   multipart/form-data or a raw body (?name=...)
-///   GET  /ws/upload       WebSocket upgrade (websocket_session.hpp)
-///   GET  /metrics         the pool's stats, Prometheus text format
-///   GET  /healthz         "ok"
+///   POST /api/v1/upload   multipart/form-data or a raw body (?name=...), http_upload.hpp
+///   GET  /ws/upload       WebSocket upgrade (websocket_session.hpp); without one, 426
+///   GET  /metrics         the pool's stats, Prometheus text format (HEAD too)
+///   GET  /healthz         "ok" (HEAD too)
+/// Other methods get 405 with Allow, other paths 404; the answers are in
+/// http_replies.hpp. Each request's head must arrive within --header-timeout.
 [[nodiscard]] boost::asio::awaitable<void> serve_http(Server& server,
                                                       boost::asio::ip::tcp::socket socket);
 

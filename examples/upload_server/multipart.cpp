@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "percent_encoding.hpp"
+
 namespace upload_server {
 namespace {
 
@@ -141,8 +143,18 @@ std::string_view parse_part_headers(std::string_view block, PartHeaders& out) {
       const Parameter* field = find_parameter(*parameters, "name");
       if (field == nullptr) return "a part's Content-Disposition has no name";
       out.name = field->value;
-      const Parameter* filename = find_parameter(*parameters, "filename");
-      out.filename = filename != nullptr ? filename->value : std::string{};
+      // RFC 6266 4.3: filename* (RFC 8187, able to carry any character) wins
+      // over filename, which clients send alongside it for older servers.
+      // RFC 7578 4.2 tells senders not to use filename* in a form, but some
+      // do, and refusing their upload helps nobody.
+      if (const Parameter* ext = find_parameter(*parameters, "filename*"); ext != nullptr) {
+        std::optional<std::string> decoded = decode_ext_value(ext->value);
+        if (!decoded) return "a part's filename* is not a valid RFC 8187 value (UTF-8''%XX...)";
+        out.filename = std::move(*decoded);
+      } else {
+        const Parameter* filename = find_parameter(*parameters, "filename");
+        out.filename = filename != nullptr ? filename->value : std::string{};
+      }
       has_disposition = true;
     }
     // Other headers (Content-Transfer-Encoding is deprecated by RFC 7578) are ignored.

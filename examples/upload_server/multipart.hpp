@@ -37,8 +37,11 @@ namespace upload_server {
 
 /// What a part's header block says about it.
 struct PartHeaders {
-  std::string name;          ///< Content-Disposition name: the form field
-  std::string filename;      ///< Content-Disposition filename, as sent; empty if none
+  std::string name;  ///< Content-Disposition name: the form field
+  /// The part's file name, empty if none: filename*'s value decoded (RFC 8187,
+  /// `filename*=UTF-8''caf%C3%A9.txt`; it takes precedence, RFC 6266 4.3),
+  /// else filename as sent. Not yet safe to use as a path: see sanitize_file_name.
+  std::string filename;
   std::string content_type;  ///< Content-Type, empty if none (RFC 7578: text/plain)
 };
 

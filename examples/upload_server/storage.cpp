@@ -57,6 +57,65 @@ std::error_code sync_directory(const std::filesystem::path& dir) noexcept {
   return error;
 }
 
+bool is_continuation(char c) { return (static_cast<unsigned char>(c) & 0xc0) == 0x80; }
+
+// The length of the well-formed UTF-8 character `s` starts with, and its code
+// point; 0 if it starts with none (RFC 3629: shortest form, no surrogates, at
+// most U+10FFFF), so that a kept character is one every tool reads alike.
+std::size_t utf8_char(std::string_view s, char32_t& code_point) {
+  const auto lead = static_cast<unsigned char>(s.front());
+  std::size_t length = 0;
+  char32_t smallest = 0;
+  if (lead >= 0xc2 && lead <= 0xdf) {
+    length = 2, code_point = lead & 0x1fU, smallest = 0x80;
+  } else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3, code_point = lead & 0x0fU, smallest = 0x800;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4, code_point = lead & 0x07U, smallest = 0x10000;
+  } else {
+    return 0;
+  }
+  if (s.size() < length) return 0;
+  for (std::size_t i = 1; i < length; ++i) {
+    if (!is_continuation(s[i])) return 0;
+    code_point = (code_point << 6) | (static_cast<unsigned char>(s[i]) & 0x3fU);
+  }
+  const bool surrogate = code_point >= 0xd800 && code_point <= 0xdfff;
+  return code_point < smallest || code_point > 0x10ffff || surrogate ? 0 : length;
+}
+
+// The letters and signs of every script from U+00C0 on (so "café.txt" stays
+// itself), but none that is invisible, a space, or reorders text: a name must
+// show as what it is ("txt.exe" spelt backwards behind U+202E must not pass).
+bool is_safe_code_point(char32_t c) {
+  if (c < 0xc0) return false;                           // C1 controls, no-break space, soft hyphen
+  if (c >= 0x2000 && c <= 0x206f) return false;         // spaces, zero-width and bidi controls
+  if (c >= 0xe000 && c <= 0xf8ff) return false;         // private use
+  if (c >= 0xfe00 && c <= 0xfe0f) return false;         // variation selectors
+  if (c >= 0xfff0) return c >= 0x10000 && c < 0xe0000;  // specials; tags and private planes
+  switch (c) {
+    case 0x034f:  // combining grapheme joiner
+    case 0x061c:  // Arabic letter mark (bidi)
+    case 0x115f:  // Hangul fillers
+    case 0x1160:
+    case 0x3164:
+    case 0xffa0:
+    case 0x1680:  // Ogham space mark
+    case 0x180e:  // Mongolian vowel separator
+    case 0x3000:  // ideographic space
+    case 0xfeff:  // zero-width no-break space (BOM)
+      return false;
+    default:
+      return true;
+  }
+}
+
+// The largest cut at or before `at` that does not split a character of `name`.
+std::size_t char_boundary(const std::string& name, std::size_t at) {
+  while (at > 0 && at < name.size() && is_continuation(name[at])) --at;
+  return at;
+}
+
 }  // namespace
 
 std::string sanitize_file_name(std::string_view client_name) {
@@ -64,25 +123,37 @@ std::string sanitize_file_name(std::string_view client_name) {
     client_name.remove_prefix(slash + 1);
   }
   std::string name;
-  bool after_non_ascii = false;
-  for (const char ch : client_name) {
-    const auto c = static_cast<unsigned char>(ch);
-    const bool continuation = c >= 0x80 && c < 0xc0;  // UTF-8 10xxxxxx
-    if (is_safe_char(c)) {
-      name += ch;
-    } else if (!(continuation && after_non_ascii)) {
+  while (!client_name.empty()) {
+    const char ch = client_name.front();
+    char32_t code_point = 0;
+    if (static_cast<unsigned char>(ch) < 0x80) {
+      name += is_safe_char(static_cast<unsigned char>(ch)) ? ch : '_';
+      client_name.remove_prefix(1);
+    } else if (const std::size_t length = utf8_char(client_name, code_point); length != 0) {
+      if (is_safe_code_point(code_point)) {
+        name += client_name.substr(0, length);
+      } else {
+        name += '_';
+      }
+      client_name.remove_prefix(length);
+    } else {
+      // Not UTF-8: one '_' for the byte and the continuation bytes after it.
       name += '_';
+      client_name.remove_prefix(1);
+      for (int i = 0; i < 3 && !client_name.empty() && is_continuation(client_name.front()); ++i) {
+        client_name.remove_prefix(1);
+      }
     }
-    after_non_ascii = c >= 0x80;
   }
   name.erase(0, name.find_first_not_of(".-"));
   if (name.size() > max_file_name_length) {
     const std::size_t dot = name.rfind('.');
     const std::size_t extension = dot == std::string::npos ? 0 : name.size() - dot;
     if (extension > 0 && extension <= max_kept_extension) {
-      name.erase(max_file_name_length - extension, name.size() - max_file_name_length);
+      const std::size_t cut = char_boundary(name, max_file_name_length - extension);
+      name.erase(cut, dot - cut);
     } else {
-      name.resize(max_file_name_length);
+      name.resize(char_boundary(name, max_file_name_length));
     }
   }
   return name.empty() ? "upload" : name;

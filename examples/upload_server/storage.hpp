@@ -32,11 +32,13 @@ inline constexpr std::size_t max_file_name_length = 128;
 
 /// A name that is safe to create in the storage directory from whatever the
 /// client sent: its base name only (after the last '/' or '\'), with every
-/// character other than [A-Za-z0-9._-] replaced by '_' (one '_' per UTF-8
-/// character, not per byte), without leading '.' or '-' (no hidden files, no
-/// names a shell command would read as an option), at most
-/// max_file_name_length characters (the extension kept if short), and
-/// "upload" if nothing is left.
+/// character other than [A-Za-z0-9._-] and the visible non-ASCII letters and
+/// signs (well-formed UTF-8 from U+00C0 on, without spaces, invisible or bidi
+/// controls: "café.txt" stays) replaced by '_' (one '_' per UTF-8 character,
+/// not per byte; one per byte of what is not UTF-8), without leading '.' or
+/// '-' (no hidden files, no names a shell command would read as an option), at
+/// most max_file_name_length bytes, cut between characters (the extension kept
+/// if short), and "upload" if nothing is left.
 [[nodiscard]] std::string sanitize_file_name(std::string_view client_name);
 
 /// What commit() stored.

@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from e2e_clients import Curl, CurlResult, WsUpload
 from e2e_metrics import Metrics
@@ -30,9 +30,11 @@ class Ctx:
         check(bool(self.servers), "no server started")
         return self.servers[-1]
 
-    def start_server(self, *args: str) -> Server:
+    def start_server(self, *args: str, launcher: Sequence[str] = ()) -> Server:
+        """`launcher`: a command that execs the server (see Server.launcher)."""
         name = "server.log" if not self.servers else f"server{len(self.servers) + 1}.log"
         server = Server(self.binary, self.work_dir, [*args, *self.extra_args], name)
+        server.launcher = list(launcher)
         self.servers.append(server)
         server.start()
         return server

@@ -291,6 +291,45 @@ TEST_CASE("part headers: Content-Disposition and Content-Type, in any case",
   CHECK(h.filename == "\\srv");
 }
 
+TEST_CASE("filename*: RFC 8187, decoded, and taking precedence over filename",
+          "[multipart][headers]") {
+  const auto filename_of = [](std::string_view lines) {
+    const Parsed p = parse("b", one_part(lines, "x"));
+    REQUIRE(p.status == Status::done);
+    REQUIRE(p.parts.size() == 1);
+    return p.parts[0].headers.filename;
+  };
+  CHECK(filename_of(
+            "Content-Disposition: form-data; name=\"f\"; filename*=UTF-8''caf%C3%A9.txt\r\n") ==
+        "caf\xC3\xA9.txt");
+  // Both, as RFC 6266 suggests senders do: the ext-value wins, in either order.
+  CHECK(filename_of("Content-Disposition: form-data; name=\"f\"; filename=\"cafe.txt\"; "
+                    "filename*=UTF-8''caf%C3%A9.txt\r\n") == "caf\xC3\xA9.txt");
+  CHECK(filename_of("Content-Disposition: form-data; name=\"f\"; FILENAME*=utf-8'en'a%20b.txt; "
+                    "filename=\"a b.txt\"\r\n") == "a b.txt");
+  CHECK(filename_of("Content-Disposition: form-data; name=\"f\"; "
+                    "filename*=iso-8859-1''na%EFve.txt\r\n") == "na\xC3\xAFve.txt");
+  // Decoded, not sanitised: that is for storage.
+  CHECK(filename_of("Content-Disposition: form-data; name=\"f\"; "
+                    "filename*=UTF-8''..%2F..%2Fetc%2Fpasswd\r\n") == "../../etc/passwd");
+}
+
+TEST_CASE("a bad filename* is refused, not stored under some other name",
+          "[multipart][headers][errors]") {
+  for (const std::string value :
+       {"UTF-8''bad%zz.txt", "UTF-8''100%", "caf%C3%A9.txt", "KOI8-R''x.txt", "UTF-8'x.txt"}) {
+    INFO(value);
+    const Parsed p =
+        parse("b", one_part("Content-Disposition: form-data; name=\"f\"; filename=\"ok.txt\"; "
+                            "filename*=" +
+                                value + "\r\n",
+                            "x"));
+    CHECK(p.status == Status::error);
+    CHECK(p.error == "a part's filename* is not a valid RFC 8187 value (UTF-8''%XX...)");
+    CHECK(p.parts.empty());
+  }
+}
+
 TEST_CASE("malformed part headers are refused", "[multipart][headers][errors]") {
   const auto error_of = [](std::string_view lines) {
     const Parsed p = parse("b", one_part(lines, "x"));

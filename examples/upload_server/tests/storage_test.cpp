@@ -113,11 +113,27 @@ TEST_CASE("sanitize_file_name keeps the base name's safe characters only", "[sto
   CHECK(sanitize_file_name(".-.x") == "x");
   CHECK(sanitize_file_name("") == "upload");
   CHECK(sanitize_file_name(std::string_view{"a\0b\r\n", 5}) == "a_b__");
-  // One '_' per character, however many bytes it takes in UTF-8.
-  CHECK(sanitize_file_name("h\xc3\xa9llo.txt") == "h_llo.txt");           // é
-  CHECK(sanitize_file_name("\xe6\x97\xa5\xe6\x9c\xac.zip") == "__.zip");  // 日本
-  CHECK(sanitize_file_name("\xf0\x9f\x93\xa6") == "_");                   // 📦
-  CHECK(sanitize_file_name("\xff\xfe") == "__");                          // not UTF-8
+  // Visible letters and signs of any script are kept, as UTF-8.
+  CHECK(sanitize_file_name("h\xc3\xa9llo.txt") == "h\xc3\xa9llo.txt");  // é
+  CHECK(sanitize_file_name("\xe6\x97\xa5\xe6\x9c\xac.zip") ==
+        "\xe6\x97\xa5\xe6\x9c\xac.zip");                                // 日本
+  CHECK(sanitize_file_name("\xf0\x9f\x93\xa6") == "\xf0\x9f\x93\xa6");  // 📦
+  // One '_' per character that is not, however many bytes it takes in UTF-8:
+  // spaces, invisible and bidi controls (a name must show as what it is).
+  CHECK(sanitize_file_name("a\xc2\xa0z") == "a_z");                      // no-break space
+  CHECK(sanitize_file_name("cod\xe2\x80\xaetxt.exe") == "cod_txt.exe");  // U+202E
+  CHECK(sanitize_file_name("a\xe2\x80\x8bz") == "a_z");                  // zero-width space
+  CHECK(sanitize_file_name("\xef\xbb\xbfx") == "_x");                    // BOM
+  CHECK(sanitize_file_name("a\xee\x80\x80") == "a_");                    // private use
+  CHECK(sanitize_file_name("a\xf3\xa0\x80\x81") == "a_");                // a tag character
+  CHECK(sanitize_file_name("a\xc2\x85") == "a_");                        // a C1 control
+  // What is not UTF-8 (overlong, a surrogate, cut short, stray): never kept.
+  CHECK(sanitize_file_name("\xff\xfe") == "__");
+  CHECK(sanitize_file_name("a\xc0\xafz") == "a_z");          // an overlong '/'
+  CHECK(sanitize_file_name("a\xed\xa0\x80z") == "a_z");      // U+D800
+  CHECK(sanitize_file_name("a\xc3") == "a_");                // cut short
+  CHECK(sanitize_file_name("a\xa9\xa9z") == "a_z");          // stray continuation bytes
+  CHECK(sanitize_file_name("a\xf4\x90\x80\x80z") == "a_z");  // over U+10FFFF
 }
 
 TEST_CASE("sanitize_file_name caps the length and keeps a short extension", "[storage][names]") {
@@ -128,8 +144,15 @@ TEST_CASE("sanitize_file_name caps the length and keeps a short extension", "[st
   CHECK(kept == std::string(max_file_name_length - 3, 'a') + ".gz");
   const std::string long_extension = "a." + std::string(200, 'b');
   CHECK(sanitize_file_name(long_extension) == long_extension.substr(0, max_file_name_length));
+  // A cut never splits a UTF-8 character, with or without a kept extension.
+  std::string accents;
+  for (int i = 0; i < 100; ++i) accents += "\xc3\xa9";  // é, 2 bytes each
+  CHECK(sanitize_file_name("a" + accents) == "a" + accents.substr(0, max_file_name_length - 2));
+  CHECK(sanitize_file_name("a" + accents + ".gz") ==
+        "a" + accents.substr(0, max_file_name_length - 4) + ".gz");
   // Every result is a fixed point: sanitizing twice changes nothing.
-  for (const std::string& name : {long_stem + ".tar.gz", std::string{"../.x y"}, std::string{}}) {
+  for (const std::string& name : {long_stem + ".tar.gz", std::string{"../.x y"}, std::string{},
+                                  "a" + accents, accents + ".gz"}) {
     CHECK(sanitize_file_name(sanitize_file_name(name)) == sanitize_file_name(name));
   }
 }

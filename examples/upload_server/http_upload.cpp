@@ -1,0 +1,249 @@
+// An upload is admitted after its headers and before its body: the declared
+// size is the Content-Length, and a client that sent "Expect: 100-continue"
+// (curl does above 1 MiB) gets its 100 only once admitted, so a refused
+// client never sends its body. The body then streams through one fixed
+// buffer into the storage directory, so memory does not grow with the size.
+//
+// The body's deadline is progress, not the time to fill a buffer: a
+// ProgressWatch (progress.hpp) is told of every socket read's bytes and cuts
+// the upload off (408) after --body-timeout without data, or below
+// --min-rate. The stream's own timer stays off meanwhile: it would cost a
+// system call per read to re-arm, and on expiry it closes the socket, which
+// leaves no way to answer.
+#include "http_upload.hpp"
+
+#include <admit/admission.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "body_limit.hpp"
+#include "multipart.hpp"
+#include "percent_encoding.hpp"
+#include "progress.hpp"
+#include "upload_body.hpp"
+
+namespace upload_server {
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using namespace std::chrono_literals;
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::size_t body_chunk_size = 64 * 1024;
+constexpr auto write_timeout = 30s;
+
+// What the head says about the upload, once it passed every check that needs
+// no admission.
+struct UploadHead {
+  std::uint64_t declared = 0;
+  std::optional<std::string> boundary;  // set for multipart/form-data
+  std::string raw_name;                 // for a raw body: ?name=, decoded
+};
+
+// The checks that refuse an upload before it asks the pool for room, so that
+// a request that cannot be served never holds a slot or sends its body.
+std::optional<Reply> check_head(const Options& options, const UploadParser& parser,
+                                UploadHead& head) {
+  if (!parser.content_length()) return length_required();  // chunked, or no length at all
+  head.declared = *parser.content_length();
+  if (const std::optional<OverBodyLimit> over = check_body_limit(options, head.declared)) {
+    return over_body_limit_reply(*over);
+  }
+  const auto& request = parser.get();
+  const std::string_view content_type = request[http::field::content_type];
+  if (beast::iequals(content_type.substr(0, content_type.find(';')), "multipart/form-data")) {
+    head.boundary = boundary_from_content_type(content_type);
+    if (!head.boundary) return bad_request("multipart/form-data without a usable boundary");
+    return std::nullopt;
+  }
+  QueryParameter name = query_parameter(request.target(), "name");
+  if (!name.valid) return bad_request("?name= has a '%' that is not followed by two hex digits");
+  head.raw_name = name.value.empty() ? "upload.bin" : std::move(name.value);
+  return std::nullopt;
+}
+
+// Cancels the connection's pending read; the socket stays open for the answer.
+void cancel_reads(beast::tcp_stream& stream) {
+  beast::error_code ignored;
+  stream.socket().cancel(ignored);
+}
+
+// Ends an admitted upload with its one log line. The reservation goes back
+// first, so that the line's "in use now" is what the other uploads hold.
+void end_upload(Server& server, UploadId id, admit::Admission& admission, std::uint64_t bytes,
+                std::string_view outcome) {
+  if (admission) admission->release();
+  log_upload_end(server, id, bytes, outcome);
+}
+
+std::string answered(const Reply& reply) {
+  return "; answered " + std::to_string(static_cast<unsigned>(reply.status));
+}
+
+Reply failure_reply(const UploadBody& body) {
+  if (body.failure() == UploadBody::Failure::storage) {
+    return storage_failure_reply(body.storage_error(), body.error());
+  }
+  return bad_request(body.error());
+}
+
+// How the body phase ended.
+struct Received {
+  enum class End {
+    complete,   // all of Content-Length arrived and went to `body`
+    refused,    // `body` failed (malformed multipart, storage): see body.failure()
+    late,       // the ProgressWatch cut it off: `why`
+    truncated,  // the client ended its side before Content-Length bytes
+    gone,       // the connection failed: `why`
+  };
+  End end = End::complete;
+  std::uint64_t bytes = 0;
+  std::string why;
+};
+
+// Reads the body into `body` through one fixed buffer. Each socket read (of
+// up to the read buffer's size) counts as progress; the buffer is written out
+// when full or at the end.
+net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream& stream,
+                                      beast::flat_buffer& buffer, UploadParser& parser,
+                                      UploadBody& body) {
+  Received result;
+  stream.expires_never();                    // the watch below is this phase's deadline
+  std::vector<char> chunk(body_chunk_size);  // the only buffer, whatever the size
+  parser.get().body().data = chunk.data();
+  parser.get().body().size = chunk.size();
+  std::size_t filled = 0;  // bytes of `chunk` not yet written
+  std::string late_reason;
+  ProgressWatch watch{stream.get_executor(),
+                      {.body_timeout = options.body_timeout, .min_rate = options.min_rate},
+                      [&stream, &late_reason](std::string why) {
+                        late_reason = std::move(why);
+                        cancel_reads(stream);
+                      }};
+  while (!parser.is_done()) {
+    auto [ec, n] = co_await http::async_read_some(stream, buffer, parser, use_tuple);
+    const std::size_t now_filled = chunk.size() - parser.get().body().size;
+    const std::size_t got = now_filled - filled;
+    filled = now_filled;
+    result.bytes += got;
+    if (got != 0) watch.data(got);
+    // Late wins over whatever the read says: the watch may have fired while
+    // this read's completion was already queued.
+    if (watch.late()) {
+      result.end = Received::End::late;
+      result.why = late_reason;
+      break;
+    }
+    if (ec == http::error::partial_message) {
+      result.end = Received::End::truncated;
+      break;
+    }
+    if (ec && ec != http::error::need_buffer) {
+      result.end = Received::End::gone;
+      result.why = ec.message();
+      break;
+    }
+    if (filled == chunk.size() || parser.is_done()) {
+      if (!body.write({chunk.data(), filled})) {
+        result.end = Received::End::refused;
+        break;
+      }
+      filled = 0;
+      parser.get().body().data = chunk.data();
+      parser.get().body().size = chunk.size();
+    }
+  }
+  watch.stop();
+  co_return result;
+}
+
+}  // namespace
+
+net::awaitable<std::optional<Reply>> serve_upload(Server& server, beast::tcp_stream& stream,
+                                                  beast::flat_buffer& buffer,
+                                                  UploadParser& parser) {
+  UploadHead head;
+  if (std::optional<Reply> refused = check_head(server.options, parser, head))
+    co_return std::move(refused);
+
+  const UploadId id{"http", server.next_upload_id++};
+  admit::Admission admission = co_await admit_upload(server, id, head.declared);
+  if (!admission) co_return refusal_reply(admission.error());  // 413, or 503 + Retry-After
+  const RunningUpload running{server};
+
+  // Before the 100 Continue: a raw file that cannot be created is answered
+  // before the client sends its body.
+  UploadBody body{server.options.dir, std::move(head.boundary), head.raw_name};
+  if (body.failed()) {
+    Reply reply = failure_reply(body);
+    end_upload(server, id, admission, 0, "storage failed: " + body.error() + answered(reply));
+    co_return reply;
+  }
+  const auto& request = parser.get();
+  if (beast::iequals(request[http::field::expect], "100-continue")) {
+    http::response<http::empty_body> go_on{http::status::continue_, request.version()};
+    stream.expires_after(write_timeout);
+    if (auto [ec, n] = co_await http::async_write(stream, go_on, use_tuple); ec) {
+      end_upload(server, id, admission, 0, "client gone: " + ec.message());
+      co_return std::nullopt;
+    }
+  }
+
+  const Received received = co_await receive_body(server.options, stream, buffer, parser, body);
+  switch (received.end) {
+    case Received::End::complete:
+      break;
+    case Received::End::refused: {
+      Reply reply = failure_reply(body);
+      const char* what =
+          body.failure() == UploadBody::Failure::storage ? "storage failed: " : "refused: ";
+      end_upload(server, id, admission, received.bytes, what + body.error() + answered(reply));
+      co_return reply;
+    }
+    case Received::End::late: {
+      Reply reply = late_body_reply(received.why, received.bytes, head.declared, server.options);
+      end_upload(server, id, admission, received.bytes,
+                 "cut off: " + received.why + answered(reply));
+      co_return reply;
+    }
+    case Received::End::truncated: {
+      // The client closed its sending side early; it may still read.
+      Reply reply =
+          bad_request("the body ended after " + std::to_string(received.bytes) + " of the " +
+                      std::to_string(head.declared) + " bytes its Content-Length declares");
+      end_upload(server, id, admission, received.bytes,
+                 "aborted: the body ended early" + answered(reply));
+      co_return reply;
+    }
+    case Received::End::gone:
+      // Nobody to answer. Leaving this scope removes the partial files.
+      end_upload(server, id, admission, received.bytes, "aborted: " + received.why);
+      co_return std::nullopt;
+  }
+
+  std::vector<Stored> stored;
+  if (!body.finish() || body.commit(stored)) {
+    Reply reply = failure_reply(body);
+    const char* what =
+        body.failure() == UploadBody::Failure::storage ? "storage failed: " : "refused: ";
+    end_upload(server, id, admission, received.bytes, what + body.error() + answered(reply));
+    co_return reply;
+  }
+  std::string names;
+  for (const Stored& file : stored) names += (names.empty() ? "" : ", ") + file.name;
+  end_upload(server, id, admission, received.bytes, "stored as " + names);
+  co_return created_reply(stored, request.keep_alive());
+}
+
+}  // namespace upload_server
