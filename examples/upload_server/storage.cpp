@@ -1,41 +1,127 @@
-// storage.cpp - file names, and the POSIX calls that create, fill and publish
-// an upload.
+// storage.cpp - file names, and the POSIX calls that create, fill, hold space
+// for and publish an upload, and sweep what a crash left behind.
 #include "storage.hpp"
 
-#include <fcntl.h>
+#include <dirent.h>
+#include <fcntl.h>  // O_TMPFILE and fallocate (Linux, with _GNU_SOURCE, which g++ and clang++ define)
+#include <sys/file.h>  // flock
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
+#include <limits>
+#include <random>
 #include <utility>
 
 namespace upload_server {
 namespace {
 
-// Enough for a busy directory of "report.zip"s; past it, commit() reports
-// file_exists rather than probing forever.
-constexpr unsigned max_name_attempts = 1000;
+namespace fs = std::filesystem;
+
+// The candidates for a name: itself, "-1" ... "-9", then random suffixes. Nine
+// numbers keep the common case readable ("report-2.zip"); past them a random
+// suffix needs no probing of the names before it, so the 1001st upload of
+// "upload.bin" costs what the 11th does. Sixteen 64-bit random suffixes all
+// taken cannot happen short of a broken random source; commit() then reports
+// file_exists rather than probe without end.
+constexpr unsigned numbered_names = 9;
+constexpr unsigned random_names = 16;
+constexpr unsigned name_candidates = 1 + numbered_names + random_names;
+
+// Hidden partial files whose name is taken (stale files of a reused pid) are
+// stepped past; this bounds the steps.
+constexpr unsigned max_temp_attempts = 1000;
 
 // Extensions up to this long survive truncation ("...x.tar.gz" stays a .gz).
 constexpr std::size_t max_kept_extension = 16;
+
+constexpr std::string_view partial_suffix = ".part";
+
+// The storage mode (StorageMode), read on every open. Relaxed: a setting made
+// before the first upload, ordered with nothing else.
+std::atomic<bool> unnamed_files_on{true};
+std::atomic<bool> preallocate_on{true};
+
+// Declared bytes of this process's open uploads that fallocate does not hold
+// and that are not written yet: free space already promised, which
+// check_free_space() subtracts. Per process, not per filesystem, so it is
+// conservative for a process storing on several. Relaxed: an estimate read
+// only by check_free_space() and ordered with nothing else (the server is one
+// thread, where it is exact).
+std::atomic<std::uint64_t> owed_bytes{0};
+
+// Closes a descriptor at scope exit, so that no path (an exception from a
+// string allocation included) leaks one.
+class Descriptor {
+ public:
+  explicit Descriptor(int fd) noexcept : fd_{fd} {}
+  Descriptor(const Descriptor&) = delete;
+  Descriptor& operator=(const Descriptor&) = delete;
+  ~Descriptor() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] int get() const noexcept { return fd_; }
+
+ private:
+  int fd_;
+};
 
 bool is_safe_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-';
 }
 
-std::error_code last_error() noexcept { return {errno, std::system_category()}; }
-
-// "report.zip", 2 -> "report-2.zip": the extension stays last, so the file still
-// opens with the right program.
-std::string numbered(const std::string& name, unsigned n) {
-  const std::size_t dot = name.rfind('.');
-  const std::size_t stem_end = dot == std::string::npos ? name.size() : dot;
-  return name.substr(0, stem_end) + "-" + std::to_string(n) + name.substr(stem_end);
+bool is_digits(std::string_view text) {
+  return !text.empty() &&
+         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-// ".<name>.<pid>.<n>.part". Appended piece by piece: GCC 12 at -O3 reports a
-// false -Wrestrict on the equivalent chain of operator+.
+std::error_code last_error() noexcept { return {errno, std::system_category()}; }
+
+// "report.zip", "7" -> "report-7.zip": the extension stays last, so the file
+// still opens with the right program. Appended piece by piece: GCC 12 at -O3
+// reports a false -Wrestrict on the equivalent chain of operator+.
+std::string with_suffix(const std::string& name, std::string_view suffix) {
+  const std::size_t dot = name.rfind('.');
+  const std::size_t stem_end = dot == std::string::npos ? name.size() : dot;
+  std::string result = name.substr(0, stem_end);
+  result += '-';
+  result += suffix;
+  result += std::string_view{name}.substr(stem_end);
+  return result;
+}
+
+// 16 hex digits. Unpredictability is not what keeps uploads apart (link()
+// never overwrites); it only makes a clash with another process's suffix
+// unlikely, so a per-thread engine seeded once from the OS is enough.
+std::string random_hex() {
+  thread_local std::mt19937_64 engine{[] {
+    std::random_device device;
+    return (std::uint64_t{device()} << 32) | device();
+  }()};
+  std::array<char, 16> digits{};
+  std::uint64_t value = engine();
+  for (char& digit : digits) {
+    digit = "0123456789abcdef"[value & 0xf];
+    value >>= 4;
+  }
+  return {digits.data(), digits.size()};
+}
+
+// The n-th name to try for `name` (see name_candidates).
+std::string candidate_name(const std::string& name, unsigned n) {
+  if (n == 0) return name;
+  if (n <= numbered_names) return with_suffix(name, std::to_string(n));
+  return with_suffix(name, random_hex());
+}
+
+// ".<name>.<pid>.<n>.part": hidden, so never an upload's name, and matched by
+// is_partial_file_name(). Appended piece by piece, as with_suffix().
 std::string temp_name(std::string_view name, std::uint64_t n) {
   std::string temp{"."};
   temp += name;
@@ -43,17 +129,133 @@ std::string temp_name(std::string_view name, std::uint64_t n) {
   temp += std::to_string(::getpid());
   temp += '.';
   temp += std::to_string(n);
-  temp += ".part";
+  temp += partial_suffix;
   return temp;
 }
 
-// A new directory entry is durable only once the directory itself is synced.
-std::error_code sync_directory(const std::filesystem::path& dir) noexcept {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return last_error();
+// Whether `name` is what temp_name() makes, by this or an earlier server: the
+// sweep removes nothing else (a hidden file of the operator's stays).
+bool is_partial_file_name(std::string_view name) {
+  if (name.size() <= 1 + partial_suffix.size() || name[0] != '.' ||
+      !name.ends_with(partial_suffix)) {
+    return false;
+  }
+  name.remove_prefix(1);
+  name.remove_suffix(partial_suffix.size());
+  for (int field = 0; field < 2; ++field) {  // <n>, then <pid>
+    const std::size_t dot = name.rfind('.');
+    if (dot == std::string_view::npos || !is_digits(name.substr(dot + 1))) return false;
+    name = name.substr(0, dot);
+  }
+  return !name.empty();
+}
+
+// Creates the file an upload is written to: unnamed where the filesystem
+// allows, else hidden and locked. Returns its descriptor, or -1 and `error`;
+// `temp_path` is the hidden file's path, empty when unnamed.
+int create_partial_file(const fs::path& dir, std::string_view name, fs::path& temp_path,
+                        std::error_code& error) {
+  temp_path.clear();
+#if defined(O_TMPFILE)
+  if (unnamed_files_on.load(std::memory_order_relaxed)) {
+    const int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd >= 0) return fd;
+    // EOPNOTSUPP: this filesystem has no unnamed files. EISDIR, EINVAL: a
+    // kernel older than O_TMPFILE (3.11) read it as O_DIRECTORY, or refused
+    // it. Anything else (no such directory, no permission, read-only, full)
+    // is the answer for the hidden file too.
+    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+      error = last_error();
+      return -1;
+    }
+  }
+#endif
+  // pid + a process-wide counter keeps names apart between threads and
+  // processes; O_EXCL makes a clash (a stale file of a reused pid) an EEXIST
+  // to step past, never a file shared with someone else, and with O_NOFOLLOW
+  // never a symlink's target.
+  static std::atomic<std::uint64_t> counter{0};
+  for (unsigned attempt = 0; attempt < max_temp_attempts; ++attempt) {
+    fs::path temp = dir / temp_name(name, counter.fetch_add(1, std::memory_order_relaxed));
+    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;
+      error = last_error();
+      return -1;
+    }
+    // The lock tells another process's prepare_storage() that the file is in
+    // use; the kernel drops it when this process ends, however it ends.
+    // EWOULDBLOCK: a sweep opened the file in the instant since it was made
+    // and will remove it, so take another. A filesystem without locks
+    // (ENOLCK): carry on unlocked; the sweep cannot tell then and keeps it.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
+      ::close(fd);
+      continue;
+    }
+    temp_path = std::move(temp);
+    return fd;
+  }
+  error = std::make_error_code(std::errc::file_exists);
+  return -1;
+}
+
+enum class Hold { held, unsupported, failed };
+
+// Reserves `bytes` of disk for the file. FALLOC_FL_KEEP_SIZE leaves the file's
+// size at 0, so write() appends as it would without it. Not posix_fallocate:
+// where the filesystem cannot preallocate, glibc emulates it by writing into
+// every block, which takes as long as the upload and changes the file's
+// size; "not supported" is the answer wanted there.
+Hold hold_space(int fd, std::uint64_t bytes, std::error_code& error) noexcept {
+#if defined(__linux__) && defined(FALLOC_FL_KEEP_SIZE)
+  if (bytes > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) {
+    error = std::make_error_code(std::errc::file_too_large);
+    return Hold::failed;
+  }
+  int result = 0;
+  do {
+    result = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes));
+  } while (result != 0 && errno == EINTR);
+  if (result == 0) return Hold::held;
+  if (errno == EOPNOTSUPP || errno == ENOSYS) return Hold::unsupported;
+  error = last_error();  // ENOSPC, EDQUOT, EFBIG (past the filesystem's largest file), EIO
+  return Hold::failed;
+#else
+  (void)fd;
+  (void)bytes;
+  (void)error;
+  return Hold::unsupported;
+#endif
+}
+
+// Removes the partial files in `dir` that nobody holds locked.
+std::error_code sweep(const fs::path& dir, int dir_fd, StorageReport& report) {
+  DIR* const listing = ::opendir(dir.c_str());
+  if (listing == nullptr) return last_error();
   std::error_code error;
-  if (::fsync(fd) != 0) error = last_error();
-  ::close(fd);
+  for (;;) {
+    errno = 0;
+    const dirent* const entry = ::readdir(listing);
+    if (entry == nullptr) {
+      if (errno != 0) error = last_error();
+      break;
+    }
+    if (!is_partial_file_name(entry->d_name)) continue;
+    // O_NOFOLLOW: a symlink is not ours (ELOOP), whatever its name;
+    // O_NONBLOCK: neither is a FIFO, and opening one must not block.
+    const Descriptor file{
+        ::openat(dir_fd, entry->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
+    struct stat status {};
+    if (file.get() < 0 || ::fstat(file.get(), &status) != 0 || !S_ISREG(status.st_mode)) {
+      continue;
+    }
+    if (::flock(file.get(), LOCK_EX | LOCK_NB) != 0) {
+      ++report.kept;  // a running process writes it (or the filesystem has no locks)
+      continue;
+    }
+    if (::unlinkat(dir_fd, entry->d_name, 0) == 0) ++report.removed;
+  }
+  ::closedir(listing);
   return error;
 }
 
@@ -88,119 +290,291 @@ std::string sanitize_file_name(std::string_view client_name) {
   return name.empty() ? "upload" : name;
 }
 
-UploadFile::UploadFile(UploadFile&& other) noexcept
-    : fd_{std::exchange(other.fd_, -1)},
-      dir_{std::exchange(other.dir_, {})},
-      name_{std::exchange(other.name_, {})},
-      temp_path_{std::exchange(other.temp_path_, {})},
-      sha256_{std::exchange(other.sha256_, std::nullopt)},
-      bytes_{std::exchange(other.bytes_, 0)},
-      error_{std::exchange(other.error_, {})} {}
+// --- The storage directory ---------------------------------------------------
+
+void set_storage_mode(StorageMode mode) noexcept {
+  unnamed_files_on.store(mode.unnamed_files, std::memory_order_relaxed);
+  preallocate_on.store(mode.preallocate, std::memory_order_relaxed);
+}
+
+StorageMode storage_mode() noexcept {
+  return {.unnamed_files = unnamed_files_on.load(std::memory_order_relaxed),
+          .preallocate = preallocate_on.load(std::memory_order_relaxed)};
+}
+
+StorageReport prepare_storage(const fs::path& dir) {
+  StorageReport report;
+  const Descriptor dir_fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dir_fd.get() < 0) {
+    report.error = last_error();
+    return report;
+  }
+  if ((report.error = sweep(dir, dir_fd.get(), report))) return report;
+
+  // A probe file, made as an upload's would be, says what this filesystem
+  // supports, and that the directory can be written into at all.
+  {
+    fs::path temp;
+    const Descriptor probe{create_partial_file(dir, "storage-probe", temp, report.error)};
+    if (probe.get() < 0) return report;
+    report.unnamed_files = temp.empty();
+    if (preallocate_on.load(std::memory_order_relaxed)) {
+      std::error_code ignored;  // a full disk still supports fallocate
+      report.preallocates = hold_space(probe.get(), 1, ignored) != Hold::unsupported;
+    }
+    if (!temp.empty()) ::unlink(temp.c_str());
+  }  // the probe's block is free again
+  report.free_bytes = check_free_space(dir, 0).available;
+  return report;
+}
+
+std::string describe(const StorageReport& report, const fs::path& dir) {
+  std::string line = "storage in " + dir.string() + ": ";
+  if (report.error) return line + "cannot be used: " + report.error.message();
+  const StorageMode mode = storage_mode();
+  line += report.unnamed_files ? "partial uploads are unnamed files (O_TMPFILE)"
+          : mode.unnamed_files ? "partial uploads are hidden .part files (no O_TMPFILE here)"
+                               : "partial uploads are hidden .part files (O_TMPFILE turned off)";
+  line += report.preallocates ? ", space held with fallocate"
+          : mode.preallocate  ? ", space counted, not held (no fallocate here)"
+                              : ", space counted, not held (fallocate turned off)";
+  line += ", " + std::to_string(report.free_bytes) + " bytes free; ";
+  line += std::to_string(report.removed) + " stale partial files removed";
+  if (report.kept > 0) {
+    line += ", " + std::to_string(report.kept) + " kept (in use by a running process)";
+  }
+  return line;
+}
+
+// --- Free space --------------------------------------------------------------
+
+SpaceCheck check_free_space(const fs::path& dir, std::uint64_t declared) noexcept {
+  constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
+  SpaceCheck check;
+  const std::uint64_t margin = space_margin(declared);
+  check.needed = declared > max - margin ? max : declared + margin;  // 2^64-1 declared: no wrap
+  struct statvfs filesystem {};
+  if (::statvfs(dir.c_str(), &filesystem) != 0) {
+    check.error = last_error();
+    return check;
+  }
+  if (filesystem.f_blocks == 0) {  // no size reported: nothing to check against
+    check.available = max;
+    return check;
+  }
+  // f_bavail, not f_bfree: the blocks reserved for root are not the
+  // server's to fill, even when it runs as root.
+  const std::uint64_t unit = filesystem.f_frsize != 0 ? filesystem.f_frsize : filesystem.f_bsize;
+  const std::uint64_t blocks = filesystem.f_bavail;
+  const std::uint64_t free = unit != 0 && blocks > max / unit ? max : blocks * unit;
+  const std::uint64_t owed = owed_bytes.load(std::memory_order_relaxed);
+  check.available = free > owed ? free - owed : 0;
+  if (check.needed > check.available) {
+    check.error = std::make_error_code(std::errc::no_space_on_device);
+  }
+  return check;
+}
+
+bool is_out_of_space(std::error_code error) noexcept {
+  if (error == std::errc::no_space_on_device || error == std::errc::file_too_large) return true;
+#if defined(EDQUOT)
+  // std::errc has no EDQUOT, hence no portable condition to compare with.
+  const bool errno_value =
+      error.category() == std::system_category() || error.category() == std::generic_category();
+  if (errno_value && error.value() == EDQUOT) return true;
+#endif
+  return false;
+}
+
+// --- One upload --------------------------------------------------------------
 
 UploadFile& UploadFile::operator=(UploadFile&& other) noexcept {
   if (this != &other) {
     discard();
-    fd_ = std::exchange(other.fd_, -1);
-    dir_ = std::exchange(other.dir_, {});
-    name_ = std::exchange(other.name_, {});
-    temp_path_ = std::exchange(other.temp_path_, {});
-    sha256_ = std::exchange(other.sha256_, std::nullopt);
-    bytes_ = std::exchange(other.bytes_, 0);
-    error_ = std::exchange(other.error_, {});
+    state_ = std::exchange(other.state_, {});
   }
   return *this;
 }
 
-std::error_code UploadFile::open(const std::filesystem::path& dir, std::string_view safe_name) {
+std::error_code UploadFile::open(const fs::path& dir, std::string_view safe_name,
+                                 std::uint64_t declared_size) {
   if (is_open()) return std::make_error_code(std::errc::device_or_resource_busy);
   if (safe_name.empty() || sanitize_file_name(safe_name) != safe_name) {
     return std::make_error_code(std::errc::invalid_argument);
   }
-  sha256_.emplace();  // before the file exists, so that a bad_alloc leaves none behind
-  // pid + a process-wide counter keeps names apart between threads and
-  // processes; O_EXCL makes a clash (a stale file from a reused pid) an EEXIST
-  // to step past, never a file shared with someone else.
-  static std::atomic<std::uint64_t> counter{0};
-  std::error_code error;
-  for (unsigned attempt = 0; attempt < max_name_attempts; ++attempt) {
-    std::filesystem::path temp =
-        dir / temp_name(safe_name, counter.fetch_add(1, std::memory_order_relaxed));
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-      fd_ = fd;
-      dir_ = dir;
-      name_ = safe_name;
-      temp_path_ = std::move(temp);
-      bytes_ = 0;
-      error_.clear();
-      return {};
-    }
-    error = last_error();
-    if (error != std::errc::file_exists) break;
+  // Before anything is created: a refusal costs one statvfs.
+  if (const SpaceCheck space = check_free_space(dir, declared_size); space.error) {
+    return space.error;
   }
-  sha256_.reset();
-  return error;
+  if (const std::error_code error = create(dir, safe_name)) return error;
+  if (const std::error_code error = hold(declared_size)) return fail(error);
+  return {};
+}
+
+std::error_code UploadFile::open(const fs::path& dir, std::string_view safe_name) {
+  if (is_open()) return std::make_error_code(std::errc::device_or_resource_busy);
+  if (safe_name.empty() || sanitize_file_name(safe_name) != safe_name) {
+    return std::make_error_code(std::errc::invalid_argument);
+  }
+  return create(dir, safe_name);
+}
+
+std::error_code UploadFile::create(const fs::path& dir, std::string_view safe_name) {
+  State state;
+  state.sha256.emplace();  // before the file exists, so that a bad_alloc leaves none behind
+  state.dir = dir;
+  state.name = safe_name;
+  std::error_code error;
+  state.fd = create_partial_file(dir, safe_name, state.temp_path, error);
+  if (state.fd < 0) return error;
+  state_ = std::move(state);  // from here on, discard() cleans up whatever happens
+  if ((error = plan_name())) return fail(error);
+  return {};
+}
+
+std::error_code UploadFile::hold(std::uint64_t declared) noexcept {
+  if (declared == 0) return {};  // fallocate refuses a length of 0, and there is nothing to hold
+  if (preallocate_on.load(std::memory_order_relaxed)) {
+    std::error_code error;
+    switch (hold_space(state_.fd, declared, error)) {
+      case Hold::held:
+        state_.held = declared;
+        return {};
+      case Hold::failed:
+        return error;
+      case Hold::unsupported:
+        break;
+    }
+  }
+  // Not held: owed, so that later checks do not promise the same free space.
+  state_.owed = declared;
+  owed_bytes.fetch_add(declared, std::memory_order_relaxed);
+  return {};
+}
+
+std::error_code UploadFile::plan_name() {
+  for (unsigned n = 0; n < name_candidates; ++n) {
+    std::string candidate = candidate_name(state_.name, n);
+    const fs::path path = state_.dir / candidate;
+    struct stat status {};
+    // lstat: a symlink takes its name too, since link() never follows one.
+    if (::lstat(path.c_str(), &status) == 0) continue;
+    // ENAMETOOLONG (a filesystem with a short NAME_MAX), EACCES: the link
+    // would fail the same way after the whole body, so fail now.
+    if (errno != ENOENT) return last_error();
+    state_.planned = std::move(candidate);
+    state_.candidate = n;
+    return {};
+  }
+  return std::make_error_code(std::errc::file_exists);
+}
+
+void UploadFile::settle_owed(std::uint64_t written) noexcept {
+  const std::uint64_t settled = std::min(state_.owed, written);
+  if (settled == 0) return;
+  state_.owed -= settled;
+  owed_bytes.fetch_sub(settled, std::memory_order_relaxed);
 }
 
 std::error_code UploadFile::write(std::string_view data) {
   if (!is_open()) return std::make_error_code(std::errc::bad_file_descriptor);
-  if (error_) return error_;
+  if (state_.error) return state_.error;
   const char* next = data.data();
   std::size_t left = data.size();
   while (left > 0) {
-    const ssize_t written = ::write(fd_, next, left);
+    const ssize_t written = ::write(state_.fd, next, left);
     if (written < 0 && errno == EINTR) continue;
     if (written <= 0) {  // 0 cannot happen for a regular file; never spin on it
-      error_ = written < 0 ? last_error() : std::make_error_code(std::errc::io_error);
-      return error_;
+      state_.error = written < 0 ? last_error() : std::make_error_code(std::errc::io_error);
+      return state_.error;
     }
     next += written;
     left -= static_cast<std::size_t>(written);
   }
-  sha256_->update(data);
-  bytes_ += data.size();
+  state_.sha256->update(data);
+  state_.bytes += data.size();
+  settle_owed(data.size());  // written bytes are on the disk, no longer owed
   return {};
 }
 
 std::error_code UploadFile::commit(Stored& out) {
   if (!is_open()) return std::make_error_code(std::errc::bad_file_descriptor);
-  if (error_) return fail(error_);
-  // Data first, then the name: after a crash the name never points at a file
-  // whose bytes did not reach the disk. close() can report a deferred write
-  // error (NFS), so its result counts too.
-  if (::fsync(fd_) != 0) return fail(last_error());
-  if (::close(std::exchange(fd_, -1)) != 0) return fail(last_error());
-  Stored stored{.name = name_, .bytes = bytes_, .sha256 = sha256_->hex_digest()};
-
-  for (unsigned n = 0; n < max_name_attempts; ++n) {
-    if (n > 0) stored.name = numbered(name_, n);
-    const std::filesystem::path final_path = dir_ / stored.name;
-    if (::link(temp_path_.c_str(), final_path.c_str()) != 0) {
-      if (errno == EEXIST) continue;  // taken: link never replaces, try the next name
-      return fail(last_error());
-    }
-    ::unlink(temp_path_.c_str());  // the upload now lives under its final name
-    temp_path_.clear();
-    // Only a synced directory keeps the new name across a crash. If that
-    // fails, take the name back: an error must mean nothing was stored.
-    if (const std::error_code error = sync_directory(dir_)) {
-      ::unlink(final_path.c_str());
-      return fail(error);
-    }
-    discard();  // resets the (now empty) object
-    out = std::move(stored);
-    return {};
+  if (state_.error) return fail(state_.error);
+  // Blocks held past the end of the file stay allocated after close
+  // (FALLOC_FL_KEEP_SIZE): a multipart body declares more than its file, and
+  // a client declaring 1 GiB for a 1-byte file must not cost 1 GiB of disk
+  // for good. ftruncate to the size frees them; ext4 and tmpfs do so even
+  // when the size does not change.
+  if (state_.held > state_.bytes && ::ftruncate(state_.fd, static_cast<off_t>(state_.bytes)) != 0) {
+    return fail(last_error());
   }
-  return fail(std::make_error_code(std::errc::file_exists));
+  // Data first, then the name: after a crash the name never points at a file
+  // whose bytes did not reach the disk.
+  if (::fsync(state_.fd) != 0) return fail(last_error());
+  Stored stored{
+      .name = state_.planned, .bytes = state_.bytes, .sha256 = state_.sha256->hex_digest()};
+
+  const Descriptor dir{::open(state_.dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dir.get() < 0) return fail(last_error());
+  std::error_code error = link_first_free(dir.get(), stored.name);
+  if (!error) {
+    if (!state_.temp_path.empty()) {
+      ::unlink(state_.temp_path.c_str());  // the upload now lives under its final name
+      state_.temp_path.clear();
+    }
+    // Only a synced directory keeps the new name across a crash, and close()
+    // can report a deferred write error (NFS). If either fails, take the name
+    // back: an error must mean nothing was stored.
+    if (::fsync(dir.get()) != 0) {
+      error = last_error();
+    } else if (::close(std::exchange(state_.fd, -1)) != 0) {
+      error = last_error();
+    }
+    if (error) ::unlinkat(dir.get(), stored.name.c_str(), 0);
+  }
+  if (error) return fail(error);
+  discard();  // resets the (now closed) object
+  out = std::move(stored);
+  return {};
+}
+
+std::error_code UploadFile::link_first_free(int dir_fd, std::string& name) {
+  for (unsigned n = state_.candidate; n < name_candidates; ++n) {
+    if (n != state_.candidate) name = candidate_name(state_.name, n);
+    if (link_as(dir_fd, name) == 0) return {};
+    if (errno != EEXIST) return last_error();  // EEXIST: taken, link never replaces: next one
+  }
+  return std::make_error_code(std::errc::file_exists);
+}
+
+int UploadFile::link_as(int dir_fd, const std::string& name) const noexcept {
+  if (!state_.temp_path.empty()) {
+    return ::linkat(AT_FDCWD, state_.temp_path.c_str(), dir_fd, name.c_str(), 0);
+  }
+#if defined(O_TMPFILE)
+  // /proc/self/fd/N names the unnamed file, and AT_SYMLINK_FOLLOW links what
+  // it points to: no privilege needed, only /proc. Without /proc (ENOENT),
+  // AT_EMPTY_PATH links the descriptor itself, where the process may
+  // (CAP_DAC_READ_SEARCH, or Linux 6.10+ for a file it opened).
+  std::array<char, 32> proc{"/proc/self/fd/"};
+  constexpr std::size_t prefix = std::string_view{"/proc/self/fd/"}.size();
+  *std::to_chars(proc.data() + prefix, proc.data() + proc.size() - 1, state_.fd).ptr = '\0';
+  if (::linkat(AT_FDCWD, proc.data(), dir_fd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
+  if (errno != ENOENT) return -1;
+  return ::linkat(state_.fd, "", dir_fd, name.c_str(), AT_EMPTY_PATH);
+#else
+  (void)dir_fd;
+  (void)name;
+  errno = EBADF;  // cannot happen: without O_TMPFILE every partial file is hidden
+  return -1;
+#endif
 }
 
 void UploadFile::discard() noexcept {
-  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
-  if (!temp_path_.empty()) ::unlink(temp_path_.c_str());
-  temp_path_.clear();
-  sha256_.reset();
-  bytes_ = 0;
-  error_.clear();
+  if (state_.fd >= 0) ::close(state_.fd);
+  if (!state_.temp_path.empty()) ::unlink(state_.temp_path.c_str());
+  settle_owed(state_.owed);  // what was never written is no longer owed
+  state_ = State{};
 }
 
 std::error_code UploadFile::fail(std::error_code error) noexcept {
