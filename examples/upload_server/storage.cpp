@@ -1,10 +1,9 @@
-// storage.cpp - file names, and the POSIX calls that create, fill, hold space
-// for and publish an upload, and sweep what a crash left behind.
+// storage.cpp - file names, the storage directory's free space, and an
+// upload from open to commit. The POSIX calls for partial files are in
+// partial_file.cpp.
 #include "storage.hpp"
 
-#include <dirent.h>
-#include <fcntl.h>  // O_TMPFILE and fallocate (Linux, with _GNU_SOURCE, which g++ and clang++ define)
-#include <sys/file.h>  // flock
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -13,15 +12,19 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
-#include <charconv>
 #include <limits>
 #include <random>
 #include <utility>
+
+#include "partial_file.hpp"
 
 namespace upload_server {
 namespace {
 
 namespace fs = std::filesystem;
+using detail::Descriptor;
+using detail::Hold;
+using detail::last_error;
 
 // The candidates for a name: itself, "-1" ... "-9", then random suffixes. Nine
 // numbers keep the common case readable ("report-2.zip"); past them a random
@@ -33,14 +36,8 @@ constexpr unsigned numbered_names = 9;
 constexpr unsigned random_names = 16;
 constexpr unsigned name_candidates = 1 + numbered_names + random_names;
 
-// Hidden partial files whose name is taken (stale files of a reused pid) are
-// stepped past; this bounds the steps.
-constexpr unsigned max_temp_attempts = 1000;
-
 // Extensions up to this long survive truncation ("...x.tar.gz" stays a .gz).
 constexpr std::size_t max_kept_extension = 16;
-
-constexpr std::string_view partial_suffix = ".part";
 
 // The storage mode (StorageMode), read on every open. Relaxed: a setting made
 // before the first upload, ordered with nothing else.
@@ -55,33 +52,10 @@ std::atomic<bool> preallocate_on{true};
 // thread, where it is exact).
 std::atomic<std::uint64_t> owed_bytes{0};
 
-// Closes a descriptor at scope exit, so that no path (an exception from a
-// string allocation included) leaks one.
-class Descriptor {
- public:
-  explicit Descriptor(int fd) noexcept : fd_{fd} {}
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-  ~Descriptor() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] int get() const noexcept { return fd_; }
-
- private:
-  int fd_;
-};
-
 bool is_safe_char(unsigned char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
          c == '_' || c == '-';
 }
-
-bool is_digits(std::string_view text) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
-}
-
-std::error_code last_error() noexcept { return {errno, std::system_category()}; }
 
 // "report.zip", "7" -> "report-7.zip": the extension stays last, so the file
 // still opens with the right program. Appended piece by piece: GCC 12 at -O3
@@ -118,145 +92,6 @@ std::string candidate_name(const std::string& name, unsigned n) {
   if (n == 0) return name;
   if (n <= numbered_names) return with_suffix(name, std::to_string(n));
   return with_suffix(name, random_hex());
-}
-
-// ".<name>.<pid>.<n>.part": hidden, so never an upload's name, and matched by
-// is_partial_file_name(). Appended piece by piece, as with_suffix().
-std::string temp_name(std::string_view name, std::uint64_t n) {
-  std::string temp{"."};
-  temp += name;
-  temp += '.';
-  temp += std::to_string(::getpid());
-  temp += '.';
-  temp += std::to_string(n);
-  temp += partial_suffix;
-  return temp;
-}
-
-// Whether `name` is what temp_name() makes, by this or an earlier server: the
-// sweep removes nothing else (a hidden file of the operator's stays).
-bool is_partial_file_name(std::string_view name) {
-  if (name.size() <= 1 + partial_suffix.size() || name[0] != '.' ||
-      !name.ends_with(partial_suffix)) {
-    return false;
-  }
-  name.remove_prefix(1);
-  name.remove_suffix(partial_suffix.size());
-  for (int field = 0; field < 2; ++field) {  // <n>, then <pid>
-    const std::size_t dot = name.rfind('.');
-    if (dot == std::string_view::npos || !is_digits(name.substr(dot + 1))) return false;
-    name = name.substr(0, dot);
-  }
-  return !name.empty();
-}
-
-// Creates the file an upload is written to: unnamed where the filesystem
-// allows, else hidden and locked. Returns its descriptor, or -1 and `error`;
-// `temp_path` is the hidden file's path, empty when unnamed.
-int create_partial_file(const fs::path& dir, std::string_view name, fs::path& temp_path,
-                        std::error_code& error) {
-  temp_path.clear();
-#if defined(O_TMPFILE)
-  if (unnamed_files_on.load(std::memory_order_relaxed)) {
-    const int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
-    if (fd >= 0) return fd;
-    // EOPNOTSUPP: this filesystem has no unnamed files. EISDIR, EINVAL: a
-    // kernel older than O_TMPFILE (3.11) read it as O_DIRECTORY, or refused
-    // it. Anything else (no such directory, no permission, read-only, full)
-    // is the answer for the hidden file too.
-    if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
-      error = last_error();
-      return -1;
-    }
-  }
-#endif
-  // pid + a process-wide counter keeps names apart between threads and
-  // processes; O_EXCL makes a clash (a stale file of a reused pid) an EEXIST
-  // to step past, never a file shared with someone else, and with O_NOFOLLOW
-  // never a symlink's target.
-  static std::atomic<std::uint64_t> counter{0};
-  for (unsigned attempt = 0; attempt < max_temp_attempts; ++attempt) {
-    fs::path temp = dir / temp_name(name, counter.fetch_add(1, std::memory_order_relaxed));
-    const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (fd < 0) {
-      if (errno == EEXIST) continue;
-      error = last_error();
-      return -1;
-    }
-    // The lock tells another process's prepare_storage() that the file is in
-    // use; the kernel drops it when this process ends, however it ends.
-    // EWOULDBLOCK: a sweep opened the file in the instant since it was made
-    // and will remove it, so take another. A filesystem without locks
-    // (ENOLCK): carry on unlocked; the sweep cannot tell then and keeps it.
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
-      ::close(fd);
-      continue;
-    }
-    temp_path = std::move(temp);
-    return fd;
-  }
-  error = std::make_error_code(std::errc::file_exists);
-  return -1;
-}
-
-enum class Hold { held, unsupported, failed };
-
-// Reserves `bytes` of disk for the file. FALLOC_FL_KEEP_SIZE leaves the file's
-// size at 0, so write() appends as it would without it. Not posix_fallocate:
-// where the filesystem cannot preallocate, glibc emulates it by writing into
-// every block, which takes as long as the upload and changes the file's
-// size; "not supported" is the answer wanted there.
-Hold hold_space(int fd, std::uint64_t bytes, std::error_code& error) noexcept {
-#if defined(__linux__) && defined(FALLOC_FL_KEEP_SIZE)
-  if (bytes > static_cast<std::uint64_t>(std::numeric_limits<off_t>::max())) {
-    error = std::make_error_code(std::errc::file_too_large);
-    return Hold::failed;
-  }
-  int result = 0;
-  do {
-    result = ::fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, static_cast<off_t>(bytes));
-  } while (result != 0 && errno == EINTR);
-  if (result == 0) return Hold::held;
-  if (errno == EOPNOTSUPP || errno == ENOSYS) return Hold::unsupported;
-  error = last_error();  // ENOSPC, EDQUOT, EFBIG (past the filesystem's largest file), EIO
-  return Hold::failed;
-#else
-  (void)fd;
-  (void)bytes;
-  (void)error;
-  return Hold::unsupported;
-#endif
-}
-
-// Removes the partial files in `dir` that nobody holds locked.
-std::error_code sweep(const fs::path& dir, int dir_fd, StorageReport& report) {
-  DIR* const listing = ::opendir(dir.c_str());
-  if (listing == nullptr) return last_error();
-  std::error_code error;
-  for (;;) {
-    errno = 0;
-    const dirent* const entry = ::readdir(listing);
-    if (entry == nullptr) {
-      if (errno != 0) error = last_error();
-      break;
-    }
-    if (!is_partial_file_name(entry->d_name)) continue;
-    // O_NOFOLLOW: a symlink is not ours (ELOOP), whatever its name;
-    // O_NONBLOCK: neither is a FIFO, and opening one must not block.
-    const Descriptor file{
-        ::openat(dir_fd, entry->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
-    struct stat status {};
-    if (file.get() < 0 || ::fstat(file.get(), &status) != 0 || !S_ISREG(status.st_mode)) {
-      continue;
-    }
-    if (::flock(file.get(), LOCK_EX | LOCK_NB) != 0) {
-      ++report.kept;  // a running process writes it (or the filesystem has no locks)
-      continue;
-    }
-    if (::unlinkat(dir_fd, entry->d_name, 0) == 0) ++report.removed;
-  }
-  ::closedir(listing);
-  return error;
 }
 
 }  // namespace
@@ -309,18 +144,21 @@ StorageReport prepare_storage(const fs::path& dir) {
     report.error = last_error();
     return report;
   }
-  if ((report.error = sweep(dir, dir_fd.get(), report))) return report;
+  report.error = detail::sweep_partial_files(dir, dir_fd.get(), report.removed, report.kept);
+  if (report.error) return report;
 
   // A probe file, made as an upload's would be, says what this filesystem
   // supports, and that the directory can be written into at all.
   {
     fs::path temp;
-    const Descriptor probe{create_partial_file(dir, "storage-probe", temp, report.error)};
+    const Descriptor probe{detail::create_partial_file(
+        dir, "storage-probe", unnamed_files_on.load(std::memory_order_relaxed), temp,
+        report.error)};
     if (probe.get() < 0) return report;
     report.unnamed_files = temp.empty();
     if (preallocate_on.load(std::memory_order_relaxed)) {
       std::error_code ignored;  // a full disk still supports fallocate
-      report.preallocates = hold_space(probe.get(), 1, ignored) != Hold::unsupported;
+      report.preallocates = detail::hold_space(probe.get(), 1, ignored) != Hold::unsupported;
     }
     if (!temp.empty()) ::unlink(temp.c_str());
   }  // the probe's block is free again
@@ -425,7 +263,8 @@ std::error_code UploadFile::create(const fs::path& dir, std::string_view safe_na
   state.dir = dir;
   state.name = safe_name;
   std::error_code error;
-  state.fd = create_partial_file(dir, safe_name, state.temp_path, error);
+  state.fd = detail::create_partial_file(
+      dir, safe_name, unnamed_files_on.load(std::memory_order_relaxed), state.temp_path, error);
   if (state.fd < 0) return error;
   state_ = std::move(state);  // from here on, discard() cleans up whatever happens
   if ((error = plan_name())) return fail(error);
@@ -436,7 +275,7 @@ std::error_code UploadFile::hold(std::uint64_t declared) noexcept {
   if (declared == 0) return {};  // fallocate refuses a length of 0, and there is nothing to hold
   if (preallocate_on.load(std::memory_order_relaxed)) {
     std::error_code error;
-    switch (hold_space(state_.fd, declared, error)) {
+    switch (detail::hold_space(state_.fd, declared, error)) {
       case Hold::held:
         state_.held = declared;
         return {};
@@ -541,33 +380,10 @@ std::error_code UploadFile::commit(Stored& out) {
 std::error_code UploadFile::link_first_free(int dir_fd, std::string& name) {
   for (unsigned n = state_.candidate; n < name_candidates; ++n) {
     if (n != state_.candidate) name = candidate_name(state_.name, n);
-    if (link_as(dir_fd, name) == 0) return {};
+    if (detail::link_partial_file(state_.fd, state_.temp_path, dir_fd, name) == 0) return {};
     if (errno != EEXIST) return last_error();  // EEXIST: taken, link never replaces: next one
   }
   return std::make_error_code(std::errc::file_exists);
-}
-
-int UploadFile::link_as(int dir_fd, const std::string& name) const noexcept {
-  if (!state_.temp_path.empty()) {
-    return ::linkat(AT_FDCWD, state_.temp_path.c_str(), dir_fd, name.c_str(), 0);
-  }
-#if defined(O_TMPFILE)
-  // /proc/self/fd/N names the unnamed file, and AT_SYMLINK_FOLLOW links what
-  // it points to: no privilege needed, only /proc. Without /proc (ENOENT),
-  // AT_EMPTY_PATH links the descriptor itself, where the process may
-  // (CAP_DAC_READ_SEARCH, or Linux 6.10+ for a file it opened).
-  std::array<char, 32> proc{"/proc/self/fd/"};
-  constexpr std::size_t prefix = std::string_view{"/proc/self/fd/"}.size();
-  *std::to_chars(proc.data() + prefix, proc.data() + proc.size() - 1, state_.fd).ptr = '\0';
-  if (::linkat(AT_FDCWD, proc.data(), dir_fd, name.c_str(), AT_SYMLINK_FOLLOW) == 0) return 0;
-  if (errno != ENOENT) return -1;
-  return ::linkat(state_.fd, "", dir_fd, name.c_str(), AT_EMPTY_PATH);
-#else
-  (void)dir_fd;
-  (void)name;
-  errno = EBADF;  // cannot happen: without O_TMPFILE every partial file is hidden
-  return -1;
-#endif
 }
 
 void UploadFile::discard() noexcept {

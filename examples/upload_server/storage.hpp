@@ -215,7 +215,6 @@ class UploadFile {
   [[nodiscard]] std::error_code hold(std::uint64_t declared) noexcept;
   [[nodiscard]] std::error_code plan_name();
   [[nodiscard]] std::error_code link_first_free(int dir_fd, std::string& name);
-  [[nodiscard]] int link_as(int dir_fd, const std::string& name) const noexcept;
   void settle_owed(std::uint64_t written) noexcept;
   std::error_code fail(std::error_code error) noexcept;
 
