@@ -213,6 +213,18 @@ SpaceCheck check_free_space(const fs::path& dir, std::uint64_t declared) noexcep
   return check;
 }
 
+std::string describe(const SpaceCheck& check) {
+  if (check.error && check.error != std::errc::no_space_on_device) {
+    return "cannot check the free space: " + check.error.message();
+  }
+  std::string text = "the upload needs ";
+  text += std::to_string(check.needed);
+  text += " bytes with the margin, the disk has ";
+  text += std::to_string(check.available);
+  text += " free";
+  return text;
+}
+
 bool is_out_of_space(std::error_code error) noexcept {
   if (error == std::errc::no_space_on_device || error == std::errc::file_too_large) return true;
 #if defined(EDQUOT)

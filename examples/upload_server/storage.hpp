@@ -132,6 +132,12 @@ struct SpaceCheck {
 [[nodiscard]] SpaceCheck check_free_space(const std::filesystem::path& dir,
                                           std::uint64_t declared) noexcept;
 
+/// The check in words, for a log line, an HTTP 507's message and a WebSocket
+/// close reason (under the 123 bytes a close frame allows, with room for a
+/// prefix): "the upload needs 31048576 bytes with the margin, the disk has
+/// 20971520 free", or what statvfs reported.
+[[nodiscard]] std::string describe(const SpaceCheck& check);
+
 /// Whether `error` means that the upload does not fit (ENOSPC, EDQUOT, or
 /// EFBIG: larger than the filesystem or RLIMIT_FSIZE allows) rather than that
 /// storage is broken: HTTP 507 Insufficient Storage rather than 500.

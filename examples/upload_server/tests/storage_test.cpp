@@ -1,186 +1,32 @@
 // Tests for storage.hpp and sha256.hpp: safe names; uploads that appear in
 // the directory whole or not at all, leave no partial file even when the
-// process is killed, never run out of names, and are refused before their
-// body when the disk cannot take them.
+// process is killed, never run out of names, and sweep what a crash left.
+// The free-space checks are in storage_space_test.cpp.
 //
 // Each upload test runs with unnamed partial files (O_TMPFILE) and with the
-// hidden-file fallback forced. The small-filesystem tests mount a tmpfs of
-// their own, which needs root (as in CI); without it they pass with a warning
-// that says they were skipped.
-#include "storage.hpp"
-
+// hidden-file fallback forced.
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <stdlib.h>
-#include <sys/mount.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
-#include <limits>
 #include <set>
 #include <string>
 #include <system_error>
 #include <type_traits>
 #include <vector>
 
-#include "catch.hpp"
-#include "sha256.hpp"
+#include "storage_test_support.hpp"
 
 namespace fs = std::filesystem;
-using upload_server::check_free_space;
+using namespace storage_test;
 using upload_server::is_out_of_space;
 using upload_server::max_file_name_length;
-using upload_server::prepare_storage;
 using upload_server::sanitize_file_name;
-using upload_server::Sha256;
-using upload_server::space_margin;
-using upload_server::StorageMode;
 using upload_server::StorageReport;
-using upload_server::Stored;
-using upload_server::UploadFile;
-
-namespace {
-
-constexpr std::uint64_t MiB = 1024 * 1024;
-
-// A fresh directory under `base`, removed with everything in it at scope exit.
-class TempDir {
- public:
-  explicit TempDir(const fs::path& base = fs::temp_directory_path()) {
-    std::string pattern = (base / "upload_server_test.XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::system_error{errno, std::system_category()};
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
-  /// Every entry's name, hidden ones included, sorted.
-  [[nodiscard]] std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const fs::directory_entry& entry : fs::directory_iterator{path_}) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  [[nodiscard]] std::string read(const std::string& name) const {
-    std::ifstream in{path_ / name, std::ios::binary};
-    return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-  }
-
- private:
-  fs::path path_;
-};
-
-// A tmpfs of `size` bytes of its own, unmounted at scope exit; mounted() is
-// false where mounting is not allowed (not root).
-class SmallFs {
- public:
-  explicit SmallFs(std::uint64_t size) {
-    const std::string options = "size=" + std::to_string(size);
-    if (::mount("tmpfs", dir_.path().c_str(), "tmpfs", MS_NOSUID | MS_NODEV, options.c_str()) ==
-        0) {
-      mounted_ = true;
-    } else {
-      error_ = std::strerror(errno);
-    }
-  }
-  SmallFs(const SmallFs&) = delete;
-  SmallFs& operator=(const SmallFs&) = delete;
-  ~SmallFs() {
-    if (mounted_)
-      ::umount2(dir_.path().c_str(), MNT_DETACH);  // before TempDir removes the mount point
-  }
-
-  [[nodiscard]] bool mounted() const { return mounted_; }
-  [[nodiscard]] const std::string& error() const { return error_; }
-  [[nodiscard]] const TempDir& dir() const { return dir_; }
-  [[nodiscard]] const fs::path& path() const { return dir_.path(); }
-
- private:
-  TempDir dir_;
-  bool mounted_ = false;
-  std::string error_;
-};
-
-#define SKIP_UNLESS_MOUNTED(small)                                             \
-  do {                                                                         \
-    if (!(small).mounted()) {                                                  \
-      WARN("skipped: cannot mount a tmpfs (needs root): " << (small).error()); \
-      return;                                                                  \
-    }                                                                          \
-  } while (false)
-
-// Sets the storage mode for a scope, restoring the default after.
-class ModeGuard {
- public:
-  explicit ModeGuard(StorageMode mode) { upload_server::set_storage_mode(mode); }
-  ModeGuard(const ModeGuard&) = delete;
-  ModeGuard& operator=(const ModeGuard&) = delete;
-  ~ModeGuard() { upload_server::set_storage_mode({}); }
-};
-
-std::uint64_t free_bytes(const fs::path& dir) {
-  struct statvfs filesystem {};
-  REQUIRE(::statvfs(dir.c_str(), &filesystem) == 0);
-  return std::uint64_t{filesystem.f_bavail} * filesystem.f_frsize;
-}
-
-// The bytes a file takes on disk (its blocks), not its size.
-std::uint64_t allocated_bytes(const fs::path& file) {
-  struct stat status {};
-  REQUIRE(::stat(file.c_str(), &status) == 0);
-  return std::uint64_t(status.st_blocks) * 512;
-}
-
-std::size_t open_descriptors() {
-  return static_cast<std::size_t>(
-      std::distance(fs::directory_iterator{"/proc/self/fd"}, fs::directory_iterator{}));
-}
-
-std::string sha256_of(std::string_view data) {
-  Sha256 sha;
-  sha.update(data);
-  return sha.hex_digest();
-}
-
-// Stores `data` as `name` in `dir` in one go; REQUIREs that every step works.
-Stored store(const TempDir& dir, std::string_view name, std::string_view data) {
-  UploadFile file;
-  REQUIRE_FALSE(file.open(dir.path(), name));
-  REQUIRE_FALSE(file.write(data));
-  Stored stored;
-  REQUIRE_FALSE(file.commit(stored));
-  return stored;
-}
-
-// Whether partial uploads in `dir` are unnamed now (O_TMPFILE supported, not
-// turned off).
-bool unnamed_files_in(const TempDir& dir) { return prepare_storage(dir.path()).unnamed_files; }
-
-bool is_lower_hex(std::string_view text) {
-  return std::all_of(text.begin(), text.end(),
-                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-}  // namespace
 
 TEST_CASE("Sha256 matches the FIPS 180-2 vectors, fed whole or in pieces", "[storage][sha256]") {
   STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<Sha256>);
@@ -553,150 +399,6 @@ TEST_CASE("open and misuse report error codes, not exceptions", "[storage][uploa
   CHECK(file.open(dir.path(), "b.zip", 10) == std::errc::device_or_resource_busy);
   file.discard();
   CHECK(dir.entries() == std::vector<std::string>{"plain"});
-}
-
-TEST_CASE("is_out_of_space tells a full disk from a broken one", "[storage][space]") {
-  const auto system = [](int value) { return std::error_code{value, std::system_category()}; };
-  CHECK(is_out_of_space(system(ENOSPC)));
-  CHECK(is_out_of_space(std::make_error_code(std::errc::no_space_on_device)));
-  CHECK(is_out_of_space(system(EDQUOT)));
-  CHECK(is_out_of_space(system(EFBIG)));
-  CHECK_FALSE(is_out_of_space({}));
-  CHECK_FALSE(is_out_of_space(system(EIO)));
-  CHECK_FALSE(is_out_of_space(system(EACCES)));
-  CHECK_FALSE(is_out_of_space(system(EROFS)));
-  CHECK_FALSE(is_out_of_space(system(ENOENT)));
-  CHECK_FALSE(is_out_of_space(std::make_error_code(std::errc::file_exists)));
-}
-
-TEST_CASE("declared sizes that cannot fit are refused before anything is created",
-          "[storage][space]") {
-  TempDir dir;
-  constexpr std::uint64_t max = std::numeric_limits<std::uint64_t>::max();
-  CHECK(space_margin(0) == MiB);
-  CHECK(space_margin(128 * MiB) == 2 * MiB);
-  CHECK(check_free_space(dir.path(), 0).needed == MiB);
-  CHECK_FALSE(check_free_space(dir.path(), 0).error);
-  CHECK(check_free_space(dir.path(), 10 * MiB).needed == 10 * MiB + space_margin(10 * MiB));
-  CHECK(check_free_space(dir.path() / "missing", 0).error == std::errc::no_such_file_or_directory);
-  const std::size_t descriptors = open_descriptors();
-  // 2^64-1, 2^63 and 2^62 bytes: no arithmetic wraps into "fits".
-  for (const std::uint64_t declared : {max, max / 2 + 1, max / 4}) {
-    INFO(declared);
-    const upload_server::SpaceCheck space = check_free_space(dir.path(), declared);
-    CHECK(space.error == std::errc::no_space_on_device);
-    CHECK(space.needed >= declared);
-    CHECK(space.available < space.needed);
-    UploadFile file;
-    const std::error_code error = file.open(dir.path(), "huge.bin", declared);
-    CHECK(error == std::errc::no_space_on_device);
-    CHECK(is_out_of_space(error));
-    CHECK_FALSE(file.is_open());
-  }
-  CHECK(dir.entries().empty());
-  CHECK(open_descriptors() == descriptors);
-  // An empty upload holds nothing (fallocate refuses a length of 0).
-  UploadFile empty;
-  REQUIRE_FALSE(empty.open(dir.path(), "empty", 0));
-  CHECK(empty.held_bytes() == 0);
-  Stored stored;
-  REQUIRE_FALSE(empty.commit(stored));
-  CHECK(dir.read("empty").empty());
-}
-
-TEST_CASE("on a small filesystem an upload that cannot fit is refused, one that fits is held",
-          "[storage][space]") {
-  const SmallFs small{20 * MiB};
-  SKIP_UNLESS_MOUNTED(small);
-  const std::uint64_t empty = free_bytes(small.path());
-  REQUIRE(empty == 20 * MiB);
-  const StorageReport report = prepare_storage(small.path());
-  CHECK(report.unnamed_files);
-  CHECK(report.preallocates);  // tmpfs has fallocate
-  CHECK(report.free_bytes == empty);
-
-  // 30 MB onto 20 MiB: refused at once, nothing written or left.
-  UploadFile too_big;
-  CHECK(too_big.open(small.path(), "big.bin", 30'000'000) == std::errc::no_space_on_device);
-  // Nor does the margin let one in that would fill the disk to the last block.
-  CHECK(too_big.open(small.path(), "big.bin", 20 * MiB - MiB / 2) == std::errc::no_space_on_device);
-  CHECK(free_bytes(small.path()) == empty);
-
-  // 10 MB fits, and its space is held before any byte is written: a second
-  // 10 MB, which would fit on the empty disk, no longer does.
-  UploadFile first;
-  REQUIRE_FALSE(first.open(small.path(), "first.bin", 10'000'000));
-  CHECK(first.held_bytes() == 10'000'000);
-  CHECK(free_bytes(small.path()) <= empty - 10'000'000);
-  UploadFile second;
-  CHECK(second.open(small.path(), "second.bin", 10'000'000) == std::errc::no_space_on_device);
-  CHECK_FALSE(second.is_open());
-
-  SECTION("a multipart-like upload writes less than it declared: the rest is given back") {
-    REQUIRE_FALSE(first.write(std::string(1000, 'm')));
-    Stored stored;
-    REQUIRE_FALSE(first.commit(stored));
-    CHECK(stored.bytes == 1000);
-    CHECK(allocated_bytes(small.path() / "first.bin") <= 64 * 1024);
-    CHECK(free_bytes(small.path()) >= empty - 64 * 1024);
-    REQUIRE_FALSE(second.open(small.path(), "second.bin", 10'000'000));
-  }
-  SECTION("an abandoned upload gives its space back") {
-    REQUIRE_FALSE(first.write(std::string(MiB, 'a')));
-    first.discard();
-    CHECK(free_bytes(small.path()) == empty);
-    REQUIRE_FALSE(second.open(small.path(), "second.bin", 10'000'000));
-  }
-  second.discard();
-  CHECK(free_bytes(small.path()) >= empty - 64 * 1024);
-}
-
-TEST_CASE("without fallocate, the space promised to open uploads is counted", "[storage][space]") {
-  const SmallFs small{20 * MiB};
-  SKIP_UNLESS_MOUNTED(small);
-  const ModeGuard mode{{.preallocate = false}};
-  const std::uint64_t empty = free_bytes(small.path());
-  CHECK_FALSE(prepare_storage(small.path()).preallocates);
-  CHECK_THAT(upload_server::describe(prepare_storage(small.path()), small.path()),
-             Catch::Matchers::Contains("space counted, not held (fallocate turned off)"));
-
-  UploadFile first;
-  REQUIRE_FALSE(first.open(small.path(), "first.bin", 10'000'000));
-  CHECK(first.held_bytes() == 0);
-  CHECK(free_bytes(small.path()) == empty);  // nothing held on the disk...
-  CHECK(check_free_space(small.path(), 0).available == empty - 10'000'000);  // ...but owed
-  UploadFile second;
-  CHECK(second.open(small.path(), "second.bin", 10'000'000) == std::errc::no_space_on_device);
-
-  // Written bytes are on the disk and no longer owed: the sum stays the same.
-  REQUIRE_FALSE(first.write(std::string(4 * MiB, 'w')));
-  const std::uint64_t after_write = free_bytes(small.path());
-  CHECK(check_free_space(small.path(), 0).available == after_write - (10'000'000 - 4 * MiB));
-  first.discard();
-  CHECK(check_free_space(small.path(), 0).available == empty);
-  REQUIRE_FALSE(second.open(small.path(), "second.bin", 10'000'000));
-  second.discard();
-  CHECK(check_free_space(small.path(), 0).available == empty);
-}
-
-TEST_CASE("a disk that fills under an upload of unknown size: ENOSPC, and nothing left",
-          "[storage][space]") {
-  const SmallFs small{4 * MiB};
-  SKIP_UNLESS_MOUNTED(small);
-  const bool unnamed = GENERATE(true, false);
-  const ModeGuard mode{{.unnamed_files = unnamed}};
-  const std::uint64_t empty = free_bytes(small.path());
-  UploadFile file;
-  REQUIRE_FALSE(file.open(small.path(), "grows.bin"));
-  const std::string block(64 * 1024, 'g');
-  std::error_code error;
-  for (int i = 0; i < 100 && !error; ++i) error = file.write(block);  // 6.25 MiB at most
-  CHECK(error == std::errc::no_space_on_device);
-  CHECK(is_out_of_space(error));
-  Stored stored;
-  CHECK(file.commit(stored) == error);
-  CHECK(small.dir().entries().empty());
-  CHECK(free_bytes(small.path()) == empty);
 }
 
 TEST_CASE("no path leaks a descriptor", "[storage][upload]") {
