@@ -117,8 +117,8 @@ std::string_view query_param(std::string_view target, std::string_view key) {
 class BodyWriter final : private MultipartSink {
  public:
   BodyWriter(const std::filesystem::path& dir, std::optional<std::string> boundary,
-             std::string raw_name)
-      : dir_{dir} {
+             std::string raw_name, std::uint64_t declared)
+      : dir_{dir}, declared_{declared} {
     if (boundary) {
       parser_.emplace(std::move(*boundary));
     } else {
@@ -155,7 +155,7 @@ class BodyWriter final : private MultipartSink {
  private:
   void open(std::string_view client_name) {
     file_.emplace();
-    if (const std::error_code ec = file_->open(dir_, sanitize_file_name(client_name))) {
+    if (const std::error_code ec = file_->open(dir_, sanitize_file_name(client_name), declared_)) {
       storage_failed_ = true;
       error_ = "cannot create the file: " + ec.message();
     }
@@ -178,6 +178,7 @@ class BodyWriter final : private MultipartSink {
   void on_part_end() override { in_file_part_ = false; }
 
   const std::filesystem::path& dir_;
+  std::uint64_t declared_;
   std::optional<MultipartParser> parser_;
   std::optional<UploadFile> file_;
   bool in_file_part_ = false;
@@ -214,6 +215,21 @@ net::awaitable<std::optional<Reply>> upload(Server& server, beast::tcp_stream& s
     }
   }
 
+  // Before admission: an upload that cannot fit on the disk waits for nothing
+  // and, with Expect: 100-continue, sends none of its body.
+  if (const SpaceCheck space = check_free_space(server.options.dir, declared); space.error) {
+    log_upload_end(server, id, 0, "refused: " + describe(space));
+    if (!is_out_of_space(space.error)) {
+      co_return error_reply(http::status::internal_server_error, "storage", describe(space));
+    }
+    co_return json_reply(http::status::insufficient_storage,
+                         {{"error", "insufficient_storage"},
+                          {"reason", "insufficient_storage"},
+                          {"message", describe(space)},
+                          {"declared_size", declared},
+                          {"needed_bytes", space.needed},
+                          {"available_bytes", space.available}});
+  }
   admit::Admission admission = co_await admit_upload(server, id, declared);
   if (!admission) co_return refusal_reply(admission.error());  // 413, or 503 + Retry-After
   const RunningUpload running{server};
@@ -228,7 +244,7 @@ net::awaitable<std::optional<Reply>> upload(Server& server, beast::tcp_stream& s
 
   std::string raw_name{query_param(request.target(), "name")};
   BodyWriter body{server.options.dir, std::move(boundary),
-                  raw_name.empty() ? "upload.bin" : raw_name};
+                  raw_name.empty() ? "upload.bin" : raw_name, declared};
   std::vector<char> chunk(body_chunk_size);  // the only buffer, whatever the size
   std::uint64_t received = 0;
   while (!parser.is_done()) {
