@@ -6,14 +6,15 @@
 
 One case per invocation: it starts its own server (stdout and stderr in
 DIR/server.log, files in DIR/store), runs, and stops the server (SIGTERM, then
-SIGKILL) even when it fails. Exit 0 on pass; otherwise 1 with what was expected,
+SIGKILL) even when it fails. Exit 0 on pass, 77 (CTest's skip) when the case
+cannot run on this machine; otherwise 1 with what was expected,
 what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_admission.py and e2e_lifecycle.py; what they
-share in e2e_context.py and the support modules it names (e2e_support.py,
-e2e_server.py, e2e_clients.py, e2e_metrics.py).
+in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and
+e2e_hostile_storage.py; what they share in e2e_context.py and the support modules
+it names (e2e_support.py, e2e_server.py, e2e_clients.py, e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
 """
@@ -34,12 +35,13 @@ from typing import Awaitable, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
+import e2e_hostile_storage  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
 from e2e_context import Ctx  # noqa: E402
 from e2e_server import describe_exit  # noqa: E402
-from e2e_support import CaseFailure  # noqa: E402
+from e2e_support import SKIP_CODE, CaseFailure, CaseSkipped  # noqa: E402
 
 # --- The case registry: name -> (case, time limit in s), in --list order ------------------
 
@@ -62,6 +64,11 @@ CASES: dict[str, tuple[Case, float]] = {
     "http_errors": (e2e_http.http_errors, LIMIT),
     "graceful_shutdown": (e2e_lifecycle.graceful_shutdown, LIMIT),
     "shutdown_grace_expired": (e2e_lifecycle.shutdown_grace_expired, LIMIT),
+    "crash_no_partial": (e2e_hostile_storage.crash_no_partial, LIMIT),
+    "crash_partial_swept": (e2e_hostile_storage.crash_partial_swept, LIMIT),
+    "same_name_1005": (e2e_hostile_storage.same_name_1005, LIMIT),
+    "disk_full_http": (e2e_hostile_storage.disk_full_http, LIMIT),
+    "disk_full_ws": (e2e_hostile_storage.disk_full_ws, LIMIT),
 }
 
 
@@ -110,6 +117,7 @@ def main() -> int:
 
     started = time.monotonic()
     failure: Optional[str] = None
+    skipped: Optional[str] = None
     try:
         asyncio.run(run())
         # Every case ends with the server idle: SIGTERM must make it exit 0, promptly.
@@ -122,6 +130,8 @@ def main() -> int:
                     failure = f"the server exited with {describe_exit(code)} on SIGTERM (expected 0)"
             elif server.proc is not None and server.proc.poll() not in (0, None):
                 failure = f"the server exited with {describe_exit(server.proc.poll())}"
+    except CaseSkipped as e:
+        skipped = str(e)
     except CaseFailure as e:
         failure = str(e)
     except HardTimeout:
@@ -134,6 +144,9 @@ def main() -> int:
             if server.alive():
                 server.stop(timeout=10)
     took = time.monotonic() - started
+    if skipped is not None and failure is None:
+        print(f"SKIP {args.case} ({took:.1f} s): {skipped}", flush=True)
+        return SKIP_CODE
     if failure is None:
         print(f"PASS {args.case} ({took:.1f} s)", flush=True)
         return 0

@@ -37,6 +37,9 @@ class Server:
         self.store = work_dir / "store"
         self.log_path = work_dir / log_name
         self.args = ["--host", "127.0.0.1", "--port", "0", "--dir", str(self.store), *args]
+        # A command the server runs under, which execs it (so the pid stays the
+        # server's): e.g. unshare, to give it a filesystem of its own.
+        self.launcher: list[str] = []
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.exit_code: Optional[int] = None
@@ -56,7 +59,7 @@ class Server:
         return f"ws://127.0.0.1:{self.port}"
 
     def command_line(self) -> str:
-        return " ".join([self.binary, *self.args])
+        return " ".join([*self.launcher, self.binary, *self.args])
 
     def start(self, ready_timeout: float = 20.0) -> None:
         if self.store.exists():
@@ -65,7 +68,7 @@ class Server:
         log(f"starting: {self.command_line()}")
         with open(self.log_path, "wb") as log_file:
             self.proc = subprocess.Popen(
-                [self.binary, *self.args], stdin=subprocess.DEVNULL, stdout=log_file,
+                [*self.launcher, self.binary, *self.args], stdin=subprocess.DEVNULL, stdout=log_file,
                 stderr=subprocess.STDOUT, close_fds=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + ready_timeout
         while True:

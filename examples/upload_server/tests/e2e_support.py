@@ -28,6 +28,14 @@ class CaseFailure(Exception):
     """A check failed: the message says what was expected and what was seen."""
 
 
+class CaseSkipped(Exception):
+    """The case cannot run here (a facility it needs is missing): the message says which.
+    e2e.py exits with SKIP_CODE, which CTest reports as skipped, not passed."""
+
+
+SKIP_CODE = 77
+
+
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise CaseFailure(message)
