@@ -348,17 +348,25 @@ std::error_code UploadFile::write(std::string_view data) {
   return {};
 }
 
-std::error_code UploadFile::commit(Stored& out) {
+std::error_code UploadFile::release_unwritten() {
   if (!is_open()) return std::make_error_code(std::errc::bad_file_descriptor);
-  if (state_.error) return fail(state_.error);
   // Blocks held past the end of the file stay allocated after close
-  // (FALLOC_FL_KEEP_SIZE): a multipart body declares more than its file, and
+  // (FALLOC_FL_KEEP_SIZE): a multipart body declares more than its files, and
   // a client declaring 1 GiB for a 1-byte file must not cost 1 GiB of disk
   // for good. ftruncate to the size frees them; ext4 and tmpfs do so even
   // when the size does not change.
-  if (state_.held > state_.bytes && ::ftruncate(state_.fd, static_cast<off_t>(state_.bytes)) != 0) {
-    return fail(last_error());
+  if (state_.held > state_.bytes) {
+    if (::ftruncate(state_.fd, static_cast<off_t>(state_.bytes)) != 0) return last_error();
+    state_.held = state_.bytes;
   }
+  settle_owed(state_.owed);
+  return {};
+}
+
+std::error_code UploadFile::commit(Stored& out) {
+  if (!is_open()) return std::make_error_code(std::errc::bad_file_descriptor);
+  if (state_.error) return fail(state_.error);
+  if (const std::error_code error = release_unwritten()) return fail(error);
   // Data first, then the name: after a crash the name never points at a file
   // whose bytes did not reach the disk.
   if (::fsync(state_.fd) != 0) return fail(last_error());

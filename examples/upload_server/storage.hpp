@@ -191,6 +191,13 @@ class UploadFile {
   /// open() looked ("" when not open). Another upload may take it first.
   [[nodiscard]] const std::string& planned_name() const noexcept { return state_.planned; }
 
+  /// Gives back the space held or counted beyond the bytes written so far, for
+  /// an upload that is known to be complete before it is committed: a
+  /// multipart body's file part that ended while the body goes on (with
+  /// later parts to store on the space the first was given). commit() does
+  /// it too. Further writes are no longer covered by a hold.
+  [[nodiscard]] std::error_code release_unwritten();
+
   /// Flushes the file to disk and makes it visible under planned_name(), or
   /// the next free candidate if that was taken meanwhile; fills `out`.
   /// Whatever the result, this object is empty afterwards: on failure nothing

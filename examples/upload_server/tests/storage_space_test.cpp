@@ -127,6 +127,17 @@ TEST_CASE("on a small filesystem an upload that cannot fit is refused, one that 
     CHECK(free_bytes(small.path()) >= empty - 64 * 1024);
     REQUIRE_FALSE(second.open(small.path(), "second.bin", 10'000'000));
   }
+  SECTION("a file part that ends mid-body gives back the rest before the next part opens") {
+    REQUIRE_FALSE(first.write(std::string(1000, 'p')));
+    REQUIRE_FALSE(first.release_unwritten());
+    CHECK(first.held_bytes() == 1000);
+    CHECK(free_bytes(small.path()) >= empty - 64 * 1024);
+    REQUIRE_FALSE(second.open(small.path(), "second.bin", 10'000'000));
+    Stored stored;
+    REQUIRE_FALSE(first.commit(stored));  // still whole, and committed as usual
+    CHECK(stored.bytes == 1000);
+    CHECK(small.dir().read("first.bin") == std::string(1000, 'p'));
+  }
   SECTION("an abandoned upload gives its space back") {
     REQUIRE_FALSE(first.write(std::string(MiB, 'a')));
     first.discard();
@@ -158,6 +169,11 @@ TEST_CASE("without fallocate, the space promised to open uploads is counted", "[
   REQUIRE_FALSE(first.write(std::string(4 * MiB, 'w')));
   const std::uint64_t after_write = free_bytes(small.path());
   CHECK(check_free_space(small.path(), 0).available == after_write - (10'000'000 - 4 * MiB));
+  // Ended early (a multipart file part): nothing owed any more.
+  REQUIRE_FALSE(first.release_unwritten());
+  CHECK(check_free_space(small.path(), 0).available == free_bytes(small.path()));
+  REQUIRE_FALSE(second.open(small.path(), "second.bin", 10'000'000));
+  second.discard();
   first.discard();
   CHECK(check_free_space(small.path(), 0).available == empty);
   REQUIRE_FALSE(second.open(small.path(), "second.bin", 10'000'000));

@@ -384,6 +384,7 @@ TEST_CASE("open and misuse report error codes, not exceptions", "[storage][uploa
   Stored stored;
   CHECK(file.write("x") == std::errc::bad_file_descriptor);
   CHECK(file.commit(stored) == std::errc::bad_file_descriptor);
+  CHECK(file.release_unwritten() == std::errc::bad_file_descriptor);
   CHECK(file.open(dir.path() / "missing", "a.zip") == std::errc::no_such_file_or_directory);
   CHECK(file.open(dir.path() / "missing", "a.zip", 10) == std::errc::no_such_file_or_directory);
   store(dir, "plain", "x");
