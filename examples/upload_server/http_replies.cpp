@@ -4,8 +4,6 @@
 #include <admit/fmt.hpp>
 #include <nlohmann/json.hpp>
 
-#include <cerrno>
-
 #include "refusal.hpp"
 
 namespace upload_server {
@@ -106,21 +104,13 @@ Reply late_body_reply(std::string_view why, std::uint64_t received_bytes,
                      {"min_rate", options.min_rate}});
 }
 
-Reply insufficient_storage(std::uint64_t declared_size, std::uint64_t free_bytes) {
-  return json_reply(
-      http::status::insufficient_storage,
-      {{"error", "insufficient_storage"},
-       {"reason", "insufficient_storage"},
-       {"message", fmt::format("an upload of {} does not fit in the {} free for uploads",
-                               admit::ByteSize{declared_size}, admit::ByteSize{free_bytes})},
-       {"declared_size", declared_size},
-       {"free_bytes", free_bytes}});
-}
-
-bool is_out_of_space(std::error_code error) noexcept {
-  if (error == std::errc::no_space_on_device) return true;
-  // std::errc has no EDQUOT; storage reports errno in the system category.
-  return error.category() == std::system_category() && error.value() == EDQUOT;
+Reply insufficient_storage(std::uint64_t declared_size, const SpaceCheck& space) {
+  return json_reply(http::status::insufficient_storage, {{"error", "insufficient_storage"},
+                                                         {"reason", "insufficient_storage"},
+                                                         {"message", describe(space)},
+                                                         {"declared_size", declared_size},
+                                                         {"needed_bytes", space.needed},
+                                                         {"available_bytes", space.available}});
 }
 
 Reply storage_failure_reply(std::error_code error, std::string_view message) {

@@ -81,13 +81,12 @@ struct Reply {
 [[nodiscard]] Reply late_body_reply(std::string_view why, std::uint64_t received_bytes,
                                     std::uint64_t declared_size, const Options& options);
 
-/// 507 before admission: an upload of `declared_size` bytes cannot fit in the
-/// `free_bytes` left on --dir, so it is refused before its body (not after
-/// writing megabytes); reason insufficient_storage, with both figures.
-[[nodiscard]] Reply insufficient_storage(std::uint64_t declared_size, std::uint64_t free_bytes);
+/// 507 before admission: an upload of `declared_size` bytes cannot fit in
+/// what check_free_space() found free on --dir, so it is refused before its
+/// body (not after writing megabytes); reason insufficient_storage, with
+/// needed_bytes (the declared size and a margin) and available_bytes.
+[[nodiscard]] Reply insufficient_storage(std::uint64_t declared_size, const SpaceCheck& space);
 
-/// True for the errors that mean "no room on the disk": ENOSPC and EDQUOT.
-[[nodiscard]] bool is_out_of_space(std::error_code error) noexcept;
 /// 507 if `error` is out of space, else 500; `message` says what failed.
 [[nodiscard]] Reply storage_failure_reply(std::error_code error, std::string_view message);
 

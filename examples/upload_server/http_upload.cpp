@@ -178,13 +178,22 @@ net::awaitable<std::optional<Reply>> serve_upload(Server& server, beast::tcp_str
     co_return std::move(refused);
 
   const UploadId id{"http", server.next_upload_id++};
+  // Before admission and before any 100 Continue: an upload that cannot fit
+  // on the disk waits for nothing and sends none of its body.
+  if (const SpaceCheck space = check_free_space(server.options.dir, head.declared); space.error) {
+    Reply reply = is_out_of_space(space.error)
+                      ? insufficient_storage(head.declared, space)
+                      : storage_failure_reply(space.error, describe(space));
+    log_upload_end(server, id, 0, "refused: " + describe(space) + answered(reply));
+    co_return std::move(reply);
+  }
   admit::Admission admission = co_await admit_upload(server, id, head.declared);
   if (!admission) co_return refusal_reply(admission.error());  // 413, or 503 + Retry-After
   const RunningUpload running{server};
 
   // Before the 100 Continue: a raw file that cannot be created is answered
   // before the client sends its body.
-  UploadBody body{server.options.dir, std::move(head.boundary), head.raw_name};
+  UploadBody body{server.options.dir, std::move(head.boundary), head.raw_name, head.declared};
   if (body.failed()) {
     Reply reply = failure_reply(body);
     end_upload(server, id, admission, 0, "storage failed: " + body.error() + answered(reply));

@@ -19,6 +19,7 @@
 
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <string_view>
@@ -28,6 +29,7 @@
 #include "http_session.hpp"
 #include "options.hpp"
 #include "server.hpp"
+#include "storage.hpp"
 
 namespace {
 
@@ -103,6 +105,16 @@ int run(const upload_server::Options& options) {
     fmt::print(stderr, "cannot create --dir {}: {}\n", options.dir.string(), fs_error.message());
     return 1;
   }
+  // Removes what a crash left behind and says what the filesystem supports.
+  // UPLOAD_SERVER_PARTIAL_FILES=hidden forces the fallback to .part files (tests).
+  const char* partial = std::getenv("UPLOAD_SERVER_PARTIAL_FILES");
+  if (partial != nullptr && std::string_view{partial} == "hidden") {
+    upload_server::set_storage_mode({.unnamed_files = false});
+  }
+  const upload_server::StorageReport storage = upload_server::prepare_storage(options.dir);
+  fmt::print(storage.error ? stderr : stdout, "{}\n",
+             upload_server::describe(storage, options.dir));
+  if (storage.error) return 1;
 
   // Declared before the io_context: the connections destroyed with it
   // return their reservations to the pool and count themselves out of the

@@ -1,13 +1,14 @@
 // upload_body.cpp - one file per file part, committed together.
 #include "upload_body.hpp"
 
+#include <algorithm>
 #include <utility>
 
 namespace upload_server {
 
 UploadBody::UploadBody(std::filesystem::path dir, std::optional<std::string> boundary,
-                       std::string_view raw_name)
-    : dir_{std::move(dir)} {
+                       std::string_view raw_name, std::optional<std::uint64_t> declared_size)
+    : dir_{std::move(dir)}, declared_size_{declared_size} {
   if (boundary) {
     parser_.emplace(*boundary);
   } else {
@@ -23,6 +24,7 @@ bool UploadBody::write(std::string_view data) {
     // (A sink failure stops the body first; the parser knows nothing of it.)
     fail_request("malformed multipart body: " + std::string{parser_->error()});
   }
+  fed_ += data.size();
   return !failed();
 }
 
@@ -60,7 +62,13 @@ std::error_code UploadBody::commit(std::vector<Stored>& stored) {
 
 void UploadBody::open(std::string_view client_name) {
   UploadFile& file = files_.emplace_back();
-  if (const std::error_code error = file.open(dir_, sanitize_file_name(client_name))) {
+  // A part begun in this write() is at most what is left of the body from
+  // its start: holding that much can only overestimate.
+  const std::string safe_name = sanitize_file_name(client_name);
+  const std::error_code error =
+      declared_size_ ? file.open(dir_, safe_name, *declared_size_ - std::min(fed_, *declared_size_))
+                     : file.open(dir_, safe_name);
+  if (error) {
     fail_storage("cannot create the file", error);
   }
 }
@@ -93,6 +101,16 @@ void UploadBody::on_part_begin(const PartHeaders& headers) {
     return;
   }
   open(headers.filename);
+}
+
+void UploadBody::on_part_end() {
+  if (!in_file_part_) return;
+  in_file_part_ = false;
+  // The part is complete: the room held for the rest of the body is the
+  // next part's, not this one's.
+  if (const std::error_code error = files_.back().release_unwritten()) {
+    fail_storage("cannot write the file", error);
+  }
 }
 
 void UploadBody::on_part_data(std::string_view data) {

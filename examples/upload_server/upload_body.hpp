@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -46,8 +47,12 @@ class UploadBody final : private MultipartSink {
   /// A multipart body if `boundary` is given (boundary_from_content_type),
   /// else a raw body stored as `raw_name` (decoded, not yet sanitised). The
   /// raw file is created at once: failed() tells whether that worked.
+  /// With `declared_size` (the Content-Length), each file is opened holding
+  /// room on the disk for what is left of the body (storage.hpp), so a full
+  /// disk fails the upload at open, not megabytes later; a part that ends
+  /// gives back what it did not use.
   UploadBody(std::filesystem::path dir, std::optional<std::string> boundary,
-             std::string_view raw_name);
+             std::string_view raw_name, std::optional<std::uint64_t> declared_size = {});
   UploadBody(const UploadBody&) = delete;
   UploadBody& operator=(const UploadBody&) = delete;
   ~UploadBody() override = default;
@@ -82,9 +87,11 @@ class UploadBody final : private MultipartSink {
 
   void on_part_begin(const PartHeaders& headers) override;
   void on_part_data(std::string_view data) override;
-  void on_part_end() override { in_file_part_ = false; }
+  void on_part_end() override;
 
   std::filesystem::path dir_;
+  std::optional<std::uint64_t> declared_size_;
+  std::uint64_t fed_ = 0;  ///< body bytes fed before the current write()
   std::optional<MultipartParser> parser_;
   std::vector<UploadFile> files_;
   bool in_file_part_ = false;

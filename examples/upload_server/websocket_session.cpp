@@ -101,6 +101,13 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
   }
 
   const UploadId id{"ws", server.next_upload_id++};
+  // Before admission, as over HTTP: no wait, no "ready", for what cannot fit.
+  if (const SpaceCheck space = check_free_space(server.options.dir, request->size); space.error) {
+    log_upload_end(server, id, 0, "refused: " + describe(space));
+    co_await close(ws, websocket::close_code::internal_error,
+                   "insufficient storage: " + describe(space));
+    co_return;
+  }
   std::optional<admit::Admission> admission =
       co_await admit_while_connected(server, ws, id, request->size);
   if (!admission) {
@@ -115,9 +122,12 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
   const RunningUpload running{server};
 
   UploadFile file;
-  if (const std::error_code ec = file.open(server.options.dir, sanitize_file_name(request->name))) {
+  if (const std::error_code ec =
+          file.open(server.options.dir, sanitize_file_name(request->name), request->size)) {
     log_upload_end(server, id, 0, "storage failed: " + ec.message());
-    co_await close(ws, websocket::close_code::internal_error, "cannot store the upload");
+    co_await close(
+        ws, websocket::close_code::internal_error,
+        is_out_of_space(ec) ? "insufficient storage: " + ec.message() : "cannot store the upload");
     co_return;
   }
   co_await send_text(ws, status_message("ready", "reserved_bytes", (*admission)->bytes()));

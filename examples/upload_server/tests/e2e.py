@@ -12,9 +12,10 @@ what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_hostile_http.py, e2e_admission.py and
-e2e_lifecycle.py; what they share in e2e_context.py and the support modules it
-names (e2e_support.py, e2e_server.py, e2e_clients.py, e2e_metrics.py).
+in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and the hostile
+clients' e2e_hostile_http.py and e2e_hostile_storage.py; what they share in
+e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
+e2e_clients.py, e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
 """
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
 import e2e_hostile_http  # noqa: E402
+import e2e_hostile_storage  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
@@ -72,6 +74,11 @@ CASES: dict[str, tuple[Case, float]] = {
     "http_decoded_names": (e2e_hostile_http.http_decoded_names, LIMIT),
     "http_status_codes": (e2e_hostile_http.http_status_codes, LIMIT),
     "http_body_limit": (e2e_hostile_http.http_body_limit, LIMIT),
+    "crash_no_partial": (e2e_hostile_storage.crash_no_partial, LIMIT),
+    "crash_partial_swept": (e2e_hostile_storage.crash_partial_swept, LIMIT),
+    "same_name_1005": (e2e_hostile_storage.same_name_1005, LIMIT),
+    "disk_full_http": (e2e_hostile_storage.disk_full_http, LIMIT),
+    "disk_full_ws": (e2e_hostile_storage.disk_full_ws, LIMIT),
 }
 
 

@@ -77,14 +77,16 @@ TEST_CASE("a full disk or quota is 507, other storage failures 500", "[http_repl
 
 TEST_CASE("an upload that cannot fit on the disk is 507 with the figures",
           "[http_replies][storage]") {
-  Reply reply = upload_server::insufficient_storage(30'000'000, 20'000'000);
+  const upload_server::SpaceCheck space{std::make_error_code(std::errc::no_space_on_device),
+                                        31'048'576, 20'971'520};
+  Reply reply = upload_server::insufficient_storage(30'000'000, space);
   check_error(reply, http::status::insufficient_storage, "insufficient_storage");
   const nlohmann::json body = json_of(reply);
   CHECK(body.at("reason") == "insufficient_storage");
   CHECK(body.at("declared_size") == 30'000'000);
-  CHECK(body.at("free_bytes") == 20'000'000);
-  CHECK(body.at("message") ==
-        "an upload of 28.6 MiB does not fit in the 19.1 MiB free for uploads");
+  CHECK(body.at("needed_bytes") == 31'048'576);
+  CHECK(body.at("available_bytes") == 20'971'520);
+  CHECK(body.at("message") == upload_server::describe(space));
 }
 
 TEST_CASE("408s say which deadline, with the figures", "[http_replies][deadlines]") {

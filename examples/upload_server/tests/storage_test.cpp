@@ -1,86 +1,32 @@
-// Tests for storage.hpp and sha256.hpp: safe names, and uploads that appear in
-// the directory whole or not at all.
-#include "storage.hpp"
-
+// Tests for storage.hpp and sha256.hpp: safe names; uploads that appear in
+// the directory whole or not at all, leave no partial file even when the
+// process is killed, never run out of names, and sweep what a crash left.
+// The free-space checks are in storage_space_test.cpp.
+//
+// Each upload test runs with unnamed partial files (O_TMPFILE) and with the
+// hidden-file fallback forced.
+#include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
+#include <set>
 #include <string>
 #include <system_error>
 #include <type_traits>
 #include <vector>
 
-#include "catch.hpp"
-#include "sha256.hpp"
+#include "storage_test_support.hpp"
 
 namespace fs = std::filesystem;
+using namespace storage_test;
+using upload_server::is_out_of_space;
 using upload_server::max_file_name_length;
 using upload_server::sanitize_file_name;
-using upload_server::Sha256;
-using upload_server::Stored;
-using upload_server::UploadFile;
-
-namespace {
-
-// A fresh directory, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "upload_server_test.XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr)
-      throw std::system_error{errno, std::system_category()};
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
-  /// Every entry's name, hidden ones included, sorted.
-  [[nodiscard]] std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const fs::directory_entry& entry : fs::directory_iterator{path_}) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  [[nodiscard]] std::string read(const std::string& name) const {
-    std::ifstream in{path_ / name, std::ios::binary};
-    return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-  }
-
- private:
-  fs::path path_;
-};
-
-std::string sha256_of(std::string_view data) {
-  Sha256 sha;
-  sha.update(data);
-  return sha.hex_digest();
-}
-
-// Stores `data` as `name` in `dir` in one go; REQUIREs that every step works.
-Stored store(const TempDir& dir, std::string_view name, std::string_view data) {
-  UploadFile file;
-  REQUIRE_FALSE(file.open(dir.path(), name));
-  REQUIRE_FALSE(file.write(data));
-  Stored stored;
-  REQUIRE_FALSE(file.commit(stored));
-  return stored;
-}
-
-}  // namespace
+using upload_server::StorageReport;
 
 TEST_CASE("Sha256 matches the FIPS 180-2 vectors, fed whole or in pieces", "[storage][sha256]") {
   STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<Sha256>);
@@ -134,6 +80,8 @@ TEST_CASE("sanitize_file_name keeps the base name's safe characters only", "[sto
   CHECK(sanitize_file_name("a\xc3") == "a_");                // cut short
   CHECK(sanitize_file_name("a\xa9\xa9z") == "a_z");          // stray continuation bytes
   CHECK(sanitize_file_name("a\xf4\x90\x80\x80z") == "a_z");  // over U+10FFFF
+  // A partial file's name loses its leading '.', so no upload is ever swept.
+  CHECK(sanitize_file_name(".a.zip.123.4.part") == "a.zip.123.4.part");
 }
 
 TEST_CASE("sanitize_file_name caps the length and keeps a short extension", "[storage][names]") {
@@ -160,10 +108,17 @@ TEST_CASE("sanitize_file_name caps the length and keeps a short extension", "[st
 TEST_CASE("an upload is stored whole, with its size and SHA-256", "[storage][upload]") {
   STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<UploadFile>);
   STATIC_REQUIRE(std::is_nothrow_move_constructible_v<UploadFile>);
+  const bool unnamed = GENERATE(true, false);
+  INFO((unnamed ? "unnamed partial files" : "hidden partial files (the fallback)"));
+  const ModeGuard mode{{.unnamed_files = unnamed}};
   TempDir dir;
+  const bool supported = unnamed_files_in(dir);
+  if (unnamed && !supported) WARN("no O_TMPFILE in " << dir.path() << ": the fallback runs twice");
+  if (!unnamed) CHECK_FALSE(supported);
   UploadFile file;
   REQUIRE_FALSE(file.open(dir.path(), "a.zip"));
   CHECK(file.is_open());
+  CHECK(file.is_unnamed() == supported);
   const std::string first(100'000, 'x');
   const std::string second = std::string{"\0\r\n--", 5} + "tail";
   REQUIRE_FALSE(file.write(first));
@@ -171,11 +126,15 @@ TEST_CASE("an upload is stored whole, with its size and SHA-256", "[storage][upl
   REQUIRE_FALSE(file.write(second));
   CHECK(file.bytes() == first.size() + second.size());
 
-  // Until commit, the upload is only a hidden temporary file.
+  // Until commit, the upload is nothing in the directory, or a hidden file.
   const std::vector<std::string> during = dir.entries();
-  REQUIRE(during.size() == 1);
-  CHECK(during[0].starts_with(".a.zip."));
-  CHECK(during[0].ends_with(".part"));
+  if (supported) {
+    CHECK(during.empty());
+  } else {
+    REQUIRE(during.size() == 1);
+    CHECK(during[0].starts_with(".a.zip."));
+    CHECK(during[0].ends_with(".part"));
+  }
 
   Stored stored;
   REQUIRE_FALSE(file.commit(stored));
@@ -186,16 +145,22 @@ TEST_CASE("an upload is stored whole, with its size and SHA-256", "[storage][upl
   CHECK(dir.read("a.zip") == first + second);
   CHECK_FALSE(file.is_open());
   CHECK(file.bytes() == 0);
+  CHECK(file.planned_name().empty());
 }
 
 TEST_CASE("a name already taken gets a number: no upload overwrites another", "[storage][upload]") {
+  const bool unnamed = GENERATE(true, false);
+  const ModeGuard mode{{.unnamed_files = unnamed}};
   TempDir dir;
   CHECK(store(dir, "a.zip", "one").name == "a.zip");
-  // Two uploads of the same name at once: separate temporary files.
+  // Two uploads of the same name at once: both plan the first free name when
+  // opened; the one that commits second gets the next.
   UploadFile second;
   UploadFile third;
   REQUIRE_FALSE(second.open(dir.path(), "a.zip"));
   REQUIRE_FALSE(third.open(dir.path(), "a.zip"));
+  CHECK(second.planned_name() == "a-1.zip");
+  CHECK(third.planned_name() == "a-1.zip");
   REQUIRE_FALSE(second.write("two"));
   REQUIRE_FALSE(third.write("three"));
   Stored stored;
@@ -212,11 +177,68 @@ TEST_CASE("a name already taken gets a number: no upload overwrites another", "[
   CHECK(dir.read("a-2.zip") == "two");
 }
 
-TEST_CASE("an upload that is not committed leaves nothing behind", "[storage][upload]") {
+TEST_CASE("names never run out: 1,005 uploads of one name are all stored", "[storage][names]") {
+  // On tmpfs where there is one: fsync costs nothing there, and names are the
+  // point here, not the disk.
+  const fs::path base =
+      fs::is_directory("/dev/shm") ? fs::path{"/dev/shm"} : fs::temp_directory_path();
+  TempDir dir{base};
+  constexpr int count = 1005;
+  std::set<std::string> names;
+  for (int i = 0; i < count; ++i) {
+    const std::string data = "upload #" + std::to_string(i);
+    const Stored stored = store(dir, "same.txt", data);
+    INFO("upload #" << i << " stored as " << stored.name);
+    if (i == 0) {
+      CHECK(stored.name == "same.txt");
+    } else if (i <= 9) {
+      CHECK(stored.name == "same-" + std::to_string(i) + ".txt");
+    } else {
+      // "same-<16 hex digits>.txt"
+      REQUIRE(stored.name.size() == std::string{"same-.txt"}.size() + 16);
+      CHECK(stored.name.starts_with("same-"));
+      CHECK(stored.name.ends_with(".txt"));
+      CHECK(is_lower_hex(stored.name.substr(5, 16)));
+    }
+    CHECK(sanitize_file_name(stored.name) == stored.name);
+    CHECK(names.insert(stored.name).second);
+    REQUIRE(dir.read(stored.name) == data);  // never overwritten
+  }
+  CHECK(names.size() == count);
+  CHECK(dir.entries().size() == count);
+
+  // The same past the numbers with hidden partial files (linked by name, not
+  // through /proc), and for the default name with no extension to keep.
+  const ModeGuard mode{{.unnamed_files = false}};
+  for (int i = 0; i < 12; ++i) CHECK(names.insert(store(dir, "upload.bin", "x").name).second);
+  for (int i = 0; i < 12; ++i) CHECK(names.insert(store(dir, "noext", "y").name).second);
+  CHECK(dir.entries().size() == count + 24);
+  CHECK(std::none_of(names.begin(), names.end(), [](const std::string& n) { return n[0] == '.'; }));
+}
+
+TEST_CASE("a symlink where the name would go is never followed", "[storage][names]") {
+  const bool unnamed = GENERATE(true, false);
+  const ModeGuard mode{{.unnamed_files = unnamed}};
   TempDir dir;
+  TempDir outside;
+  { std::ofstream{outside.path() / "existing"} << "keep"; }
+  fs::create_symlink(outside.path() / "created", dir.path() / "a.zip");  // dangling
+  fs::create_symlink(outside.path() / "existing", dir.path() / "b.zip");
+  CHECK(store(dir, "a.zip", "one").name == "a-1.zip");
+  CHECK(store(dir, "b.zip", "two").name == "b-1.zip");
+  CHECK(outside.entries() == std::vector<std::string>{"existing"});
+  CHECK(outside.read("existing") == "keep");
+  CHECK(dir.read("a-1.zip") == "one");
+}
+
+TEST_CASE("an upload that is not committed leaves nothing behind", "[storage][upload]") {
+  const bool unnamed = GENERATE(true, false);
+  const ModeGuard mode{{.unnamed_files = unnamed}};
+  TempDir dir;
+  const std::size_t while_open = unnamed_files_in(dir) ? 0 : 1;  // nothing, or the hidden file
   SECTION("destroyed") {
     UploadFile file;
-    REQUIRE_FALSE(file.open(dir.path(), "a.zip"));
+    REQUIRE_FALSE(file.open(dir.path(), "a.zip", 1000));
     REQUIRE_FALSE(file.write("partial"));
   }
   SECTION("discarded, after which it can be reused") {
@@ -241,12 +263,113 @@ TEST_CASE("an upload that is not committed leaves nothing behind", "[storage][up
       REQUIRE_FALSE(source.write("moved"));
       target = std::move(source);
     }
-    CHECK(dir.entries().size() == 1);  // the moved-from source removed nothing
+    CHECK(dir.entries().size() == while_open);  // the moved-from source removed nothing
     UploadFile constructed{std::move(target)};
     CHECK(constructed.bytes() == 5);
-    CHECK(dir.entries().size() == 1);
+    CHECK(constructed.planned_name() == "a.zip");
+    CHECK(dir.entries().size() == while_open);
   }
   CHECK(dir.entries().empty());
+}
+
+TEST_CASE("no partial file outlives a process killed mid-upload", "[storage][upload][crash]") {
+  const bool unnamed = GENERATE(true, false);
+  INFO((unnamed ? "unnamed partial files" : "hidden partial files (the fallback)"));
+  const ModeGuard mode{{.unnamed_files = unnamed}};
+  TempDir dir;
+  store(dir, "done.bin", "complete");
+  const bool supported = unnamed_files_in(dir);  // before there is anything to sweep
+  int ready[2];
+  REQUIRE(::pipe(ready) == 0);
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The child: an upload half written, then it waits to be killed. No
+    // Catch2 here, and never back into the test runner.
+    ::close(ready[0]);
+    UploadFile file;
+    const bool started =
+        !file.open(dir.path(), "crash.bin", 4 * MiB) && !file.write(std::string(MiB, 'c'));
+    const char status = started ? 'r' : 'x';
+    (void)!::write(ready[1], &status, 1);
+    for (int i = 0; i < 600; ++i) ::sleep(1);  // bounded, should the parent fail to kill it
+    ::_exit(0);
+  }
+  ::close(ready[1]);
+  pollfd wait_ready{.fd = ready[0], .events = POLLIN, .revents = 0};
+  char status = 0;
+  const bool got = ::poll(&wait_ready, 1, 10'000) == 1 && ::read(ready[0], &status, 1) == 1;
+  ::kill(child, SIGKILL);
+  int exit_status = 0;
+  REQUIRE(::waitpid(child, &exit_status, 0) == child);
+  ::close(ready[0]);
+  REQUIRE(got);
+  REQUIRE(status == 'r');
+  CHECK(WIFSIGNALED(exit_status));
+
+  const std::vector<std::string> after_kill = dir.entries();
+  if (supported) {
+    // The kernel freed the unnamed file with the process: nothing to sweep.
+    CHECK(after_kill == std::vector<std::string>{"done.bin"});
+  } else {
+    // The fallback leaves its hidden file, which the next start removes.
+    REQUIRE(after_kill.size() == 2);
+    CHECK(after_kill[0].starts_with(".crash.bin." + std::to_string(child) + "."));
+  }
+  const StorageReport report = prepare_storage(dir.path());
+  CHECK_FALSE(report.error);
+  CHECK(report.removed == (supported ? 0 : 1));
+  CHECK(report.kept == 0);
+  CHECK(dir.entries() == std::vector<std::string>{"done.bin"});
+  CHECK(dir.read("done.bin") == "complete");
+}
+
+TEST_CASE("prepare_storage removes stale partial files and nothing else", "[storage][sweep]") {
+  TempDir dir;
+  TempDir outside;
+  const auto touch = [](const fs::path& path) { std::ofstream{path} << "x"; };
+  touch(dir.path() / ".a.zip.123.4.part");           // stale, from a crashed server
+  touch(dir.path() / ".storage-probe.9.0.part");     // stale too: the probe is a partial file
+  touch(dir.path() / ".gitkeep");                    // the operator's
+  touch(dir.path() / ".notours.part");               // not the pattern: no pid and counter
+  touch(dir.path() / ".x.1.part");                   // only one number
+  touch(dir.path() / "a.zip.123.4.part");            // not hidden: an upload's name
+  fs::create_directory(dir.path() / ".d.1.2.part");  // not a file
+  touch(outside.path() / "target");
+  fs::create_symlink(outside.path() / "target", dir.path() / ".s.1.2.part");  // not followed
+  // A hidden partial file of a running upload (ours: its lock is on another
+  // open file description, which is what another process would hold).
+  const ModeGuard mode{{.unnamed_files = false}};
+  UploadFile running;
+  REQUIRE_FALSE(running.open(dir.path(), "running.bin"));
+  REQUIRE_FALSE(running.write("still writing"));
+
+  const StorageReport report = prepare_storage(dir.path());
+  CHECK_FALSE(report.error);
+  CHECK(report.removed == 2);
+  CHECK(report.kept == 1);
+  CHECK_FALSE(report.unnamed_files);  // turned off above
+  CHECK(report.free_bytes > 0);
+  const std::vector<std::string> left = dir.entries();
+  CHECK(left.size() == 7);
+  CHECK(std::count_if(left.begin(), left.end(),
+                      [](const std::string& n) { return n.starts_with(".running.bin."); }) == 1);
+  CHECK(std::find(left.begin(), left.end(), ".a.zip.123.4.part") == left.end());
+  CHECK(outside.entries() == std::vector<std::string>{"target"});
+
+  const std::string line = upload_server::describe(report, dir.path());
+  INFO(line);
+  CHECK(line.starts_with("storage in " + dir.path().string() + ": "));
+  CHECK_THAT(line, Catch::Matchers::Contains("hidden .part files (O_TMPFILE turned off)"));
+  CHECK_THAT(line, Catch::Matchers::Contains("2 stale partial files removed, 1 kept"));
+
+  Stored stored;
+  REQUIRE_FALSE(running.commit(stored));  // the running upload was left alone
+  CHECK(dir.read("running.bin") == "still writing");
+
+  CHECK(prepare_storage(dir.path() / "missing").error == std::errc::no_such_file_or_directory);
+  CHECK_THAT(upload_server::describe(prepare_storage(dir.path() / "missing"), "missing"),
+             Catch::Matchers::Contains("cannot be used"));
 }
 
 TEST_CASE("a write error sticks, and commit then fails leaving nothing", "[storage][upload]") {
@@ -268,6 +391,7 @@ TEST_CASE("a write error sticks, and commit then fails leaving nothing", "[stora
     ::signal(SIGXFSZ, saved_handler);
   }
   CHECK(error == std::errc::file_too_large);
+  CHECK(is_out_of_space(error));
   CHECK(file.write("more") == error);
   Stored stored{.name = "untouched", .bytes = 0, .sha256 = ""};
   CHECK(file.commit(stored) == error);
@@ -283,16 +407,57 @@ TEST_CASE("open and misuse report error codes, not exceptions", "[storage][uploa
   Stored stored;
   CHECK(file.write("x") == std::errc::bad_file_descriptor);
   CHECK(file.commit(stored) == std::errc::bad_file_descriptor);
+  CHECK(file.release_unwritten() == std::errc::bad_file_descriptor);
   CHECK(file.open(dir.path() / "missing", "a.zip") == std::errc::no_such_file_or_directory);
+  CHECK(file.open(dir.path() / "missing", "a.zip", 10) == std::errc::no_such_file_or_directory);
   store(dir, "plain", "x");
   CHECK(file.open(dir.path() / "plain", "a.zip") == std::errc::not_a_directory);
   for (const std::string_view unsafe : {"", "../a.zip", "a/b", ".hidden", "a b", "-x"}) {
     INFO(unsafe);
     CHECK(file.open(dir.path(), unsafe) == std::errc::invalid_argument);
+    CHECK(file.open(dir.path(), unsafe, 10) == std::errc::invalid_argument);
   }
   CHECK_FALSE(file.is_open());
   REQUIRE_FALSE(file.open(dir.path(), "a.zip"));
   CHECK(file.open(dir.path(), "b.zip") == std::errc::device_or_resource_busy);
+  CHECK(file.open(dir.path(), "b.zip", 10) == std::errc::device_or_resource_busy);
   file.discard();
   CHECK(dir.entries() == std::vector<std::string>{"plain"});
+}
+
+TEST_CASE("no path leaks a descriptor", "[storage][upload]") {
+  const bool unnamed = GENERATE(true, false);
+  const ModeGuard mode{{.unnamed_files = unnamed}};
+  TempDir dir;
+  // The first commit initialises a per-thread random engine (which may open
+  // /dev/urandom once); do that before counting.
+  for (int i = 0; i < 11; ++i) store(dir, "warm", "w");
+  const std::size_t before = open_descriptors();
+  for (int round = 0; round < 20; ++round) {
+    store(dir, "a.zip", "stored");  // committed (numbered, then random names)
+    UploadFile file;
+    REQUIRE_FALSE(file.open(dir.path(), "b.zip", 100));
+    REQUIRE_FALSE(file.write("abandoned"));
+    file.discard();  // discarded
+    {
+      UploadFile dropped;
+      REQUIRE_FALSE(dropped.open(dir.path(), "c.zip"));
+    }  // destroyed
+    CHECK(file.open(dir.path(), "d.zip", std::uint64_t{1} << 62) == std::errc::no_space_on_device);
+    CHECK(file.open(dir.path() / "missing", "d.zip") == std::errc::no_such_file_or_directory);
+    REQUIRE_FALSE(file.open(dir.path(), "e.zip"));
+    UploadFile moved{std::move(file)};
+    Stored stored;
+    CHECK_FALSE(moved.commit(stored));
+    // A commit that fails: the directory went away under the upload.
+    fs::create_directory(dir.path() / "gone");
+    REQUIRE_FALSE(file.open(dir.path() / "gone", "f.zip"));
+    REQUIRE_FALSE(file.write("lost"));
+    fs::remove_all(dir.path() / "gone");
+    CHECK(file.commit(stored) == std::errc::no_such_file_or_directory);
+    (void)prepare_storage(dir.path());
+  }
+  CHECK(open_descriptors() == before);
+  const std::vector<std::string> left = dir.entries();
+  CHECK(std::none_of(left.begin(), left.end(), [](const std::string& n) { return n[0] == '.'; }));
 }
