@@ -11,9 +11,10 @@ what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_admission.py and e2e_lifecycle.py; what they
-share in e2e_context.py and the support modules it names (e2e_support.py,
-e2e_server.py, e2e_clients.py, e2e_metrics.py).
+in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and
+e2e_hostile_ws.py (hostile WebSocket clients); what they share in e2e_context.py
+and the support modules it names (e2e_support.py, e2e_server.py, e2e_clients.py,
+e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
 """
@@ -34,6 +35,7 @@ from typing import Awaitable, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
+import e2e_hostile_ws  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
@@ -62,6 +64,13 @@ CASES: dict[str, tuple[Case, float]] = {
     "http_errors": (e2e_http.http_errors, LIMIT),
     "graceful_shutdown": (e2e_lifecycle.graceful_shutdown, LIMIT),
     "shutdown_grace_expired": (e2e_lifecycle.shutdown_grace_expired, LIMIT),
+    "hostile_ws_idle": (e2e_hostile_ws.hostile_ws_idle, LIMIT),
+    "hostile_ws_min_rate": (e2e_hostile_ws.hostile_ws_min_rate, LIMIT),
+    "hostile_ws_max_body": (e2e_hostile_ws.hostile_ws_max_body, LIMIT),
+    "hostile_ws_first_message": (e2e_hostile_ws.hostile_ws_first_message, LIMIT),
+    "hostile_ws_split_oversend": (e2e_hostile_ws.hostile_ws_split_oversend, LIMIT),
+    "hostile_ws_pre_ready": (e2e_hostile_ws.hostile_ws_pre_ready, LIMIT),
+    "hostile_ws_upgrade_leftover": (e2e_hostile_ws.hostile_ws_upgrade_leftover, LIMIT),
 }
 
 
