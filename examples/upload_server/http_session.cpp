@@ -290,7 +290,7 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
     const bool has_body = parser.chunked() || parser.content_length().value_or(0) > 0;
 
     if (path == "/ws/upload" && beast::websocket::is_upgrade(request)) {
-      co_await serve_websocket(server, std::move(stream), parser.release());
+      co_await serve_websocket(server, std::move(stream), parser.release(), std::move(buffer));
       co_return;
     }
 

@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "preread_stream.hpp"
 #include "refusal.hpp"
 #include "storage.hpp"
 
@@ -21,7 +22,7 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using namespace net::experimental::awaitable_operators;
 
-using WebSocket = websocket::stream<beast::tcp_stream>;
+using WebSocket = websocket::stream<PrereadStream>;
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_request_message = 4096;
@@ -83,9 +84,10 @@ net::awaitable<std::optional<admit::Admission>> admit_while_connected(Server& se
 }  // namespace
 
 net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
-                                     beast::http::request<beast::http::buffer_body> upgrade) {
-  WebSocket ws{std::move(stream)};
-  beast::get_lowest_layer(ws).expires_never();  // the websocket's own timeouts take over
+                                     beast::http::request<beast::http::buffer_body> upgrade,
+                                     beast::flat_buffer preread) {
+  stream.expires_never();  // the websocket's own timeouts take over
+  WebSocket ws{std::move(stream), std::move(preread)};
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
   ws.read_message_max(max_request_message);
   if (auto [ec] = co_await ws.async_accept(upgrade, use_tuple); ec) co_return;

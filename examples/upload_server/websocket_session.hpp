@@ -18,6 +18,7 @@
 #pragma once
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
@@ -26,9 +27,11 @@
 
 namespace upload_server {
 
-/// Takes over a connection whose upgrade request has been read.
+/// Takes over a connection whose upgrade request has been read; `preread`
+/// holds what was read past the request (the start of the WebSocket data).
 [[nodiscard]] boost::asio::awaitable<void> serve_websocket(
     Server& server, boost::beast::tcp_stream stream,
-    boost::beast::http::request<boost::beast::http::buffer_body> upgrade);
+    boost::beast::http::request<boost::beast::http::buffer_body> upgrade,
+    boost::beast::flat_buffer preread);
 
 }  // namespace upload_server
