@@ -40,6 +40,28 @@ Refusal refusal(std::uint16_t code, std::string reason, std::string outcome) {
   return {code, std::move(reason), std::move(outcome)};
 }
 
+// Counts an upload as answered (Server::uploads_told) from the moment its
+// answer goes out until it ends: the shutdown's "cut off without a word"
+// must not count a client that was sent 1001 and has not answered it yet.
+class Told {
+ public:
+  explicit Told(Server& server) noexcept : server_{server} {}
+  ~Told() {
+    if (told_) --server_.uploads_told;
+  }
+  Told(const Told&) = delete;
+  Told& operator=(const Told&) = delete;
+
+  void operator()() noexcept {
+    if (!told_) ++server_.uploads_told;
+    told_ = true;
+  }
+
+ private:
+  Server& server_;
+  bool told_ = false;
+};
+
 }  // namespace
 
 void CutOff::operator()(std::uint16_t code, std::string reason) {
@@ -82,11 +104,13 @@ std::string status_message(std::string_view status, std::string_view key, std::u
 net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, std::uint64_t size,
                                     admit::SlotReservation reservation, UploadFile file) {
   CutOff cut_off{ws};
+  Told told{server};
   // A cut-off upload gives its room back now, not once its client has
   // answered the close.
-  auto cut = [&cut_off, &reservation](websocket::close_code code, std::string why) {
+  auto cut = [&cut_off, &reservation, &told](websocket::close_code code, std::string why) {
     if (cut_off.happened()) return;
     reservation.release();
+    told();
     cut_off(code, std::move(why));
   };
   // If the shutdown's grace runs out, the client hears 1001 "going away".
@@ -148,6 +172,7 @@ net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, 
   // From here on, this session closes the connection itself.
   watch.stop();
   shutdown_hook.end();
+  told();
   if (refused) {
     file.discard();
     reservation.release();
