@@ -71,6 +71,8 @@ CASES: dict[str, tuple[Case, float]] = {
     "hostile_ws_split_oversend": (e2e_hostile_ws.hostile_ws_split_oversend, LIMIT),
     "hostile_ws_pre_ready": (e2e_hostile_ws.hostile_ws_pre_ready, LIMIT),
     "hostile_ws_upgrade_leftover": (e2e_hostile_ws.hostile_ws_upgrade_leftover, LIMIT),
+    "hostile_ws_close_unanswered": (e2e_hostile_ws.hostile_ws_close_unanswered, LIMIT),
+    "hostile_ws_shutdown_told": (e2e_hostile_ws.hostile_ws_shutdown_told, LIMIT),
 }
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import signal
+import struct
 import time
 
 import websockets.exceptions
@@ -19,6 +21,7 @@ import websockets.exceptions
 from e2e_clients import RawWebSocket, WsUpload
 from e2e_context import Ctx, finish, hold
 from e2e_metrics import REASONS
+from e2e_server import describe_exit
 from e2e_support import GiB, KiB, MiB, CaseFailure, check, chunks_of, log, payload, within
 
 
@@ -150,6 +153,81 @@ async def hostile_ws_min_rate(ctx: Ctx) -> None:
     await wait_log(ctx, "below the minimum", 1)
     await ctx.wait_store(["steady.bin"])
     await ctx.wait_idle()
+
+
+# --- Clients that never answer the server's close --------------------------------------------
+
+async def raw_ready(ctx: Ctx, name: str, size: int) -> RawWebSocket:
+    """A RawWebSocket upload of `size` bytes that got "ready" (the caller aborts it)."""
+    raw = RawWebSocket(ctx.server.port)
+    status, headers = await raw.open()
+    check(status == 101, f"'{name}': expected 101, got {status} {headers}")
+    await raw.write(RawWebSocket.text({"name": name, "size": size}))
+    got = await raw.read_frame(15)
+    check(got is not None and got[0] == RawWebSocket.TEXT and b'"ready"' in got[1],
+          f"'{name}': expected ready, got {got}")
+    return raw
+
+
+async def read_close_unanswered(raw: RawWebSocket, what: str) -> tuple[int, str]:
+    """The server's next frame is a close; read it without answering: its code and reason."""
+    got = await raw.read_frame(20)
+    check(got is not None and got[0] == RawWebSocket.CLOSE and len(got[1]) >= 2,
+          f"{what}: expected a close frame, got {got}")
+    code = struct.unpack("!H", got[1][:2])[0]
+    reason = got[1][2:].decode("utf-8", errors="replace")
+    log(f"{what}: closed {code} {reason!r}, not answered")
+    return code, reason
+
+
+async def hostile_ws_close_unanswered(ctx: Ctx) -> None:
+    """--body-timeout 1s --slots 1: an idle upload that never answers the server's close 1008
+    has its slot back at once (a second upload is admitted while the first close is still
+    unanswered), and its connection is dropped after the short close timeout (5 s), not
+    Beast's 30 s handshake timeout."""
+    ctx.start_server("--budget", "200MiB", "--slots", "1", "--body-timeout", "1s")
+    raw = await raw_ready(ctx, "mute.bin", MiB)
+    try:
+        code, reason = await read_close_unanswered(raw, "idle, mute")
+        closed = time.monotonic()
+        check(code == 1008 and "no data for 1 s" in reason,
+              f"expected close 1008 'no data for 1 s', got {code} {reason!r}")
+        data = payload(10 * KiB, seed=131)
+        await finish(await hold(ctx, "next.bin", len(data)), data)
+        got = await raw.read_frame(20)
+        took = time.monotonic() - closed
+        log(f"the unanswered connection ended {took:.2f} s after the close, with {got}")
+        check(got is None, f"expected the connection to end, got a frame {got}")
+        check(took < 15, f"expected the connection dropped within the 5 s close timeout, it "
+                         f"lasted {took:.1f} s")
+    finally:
+        raw.abort()
+    await wait_log(ctx, "no data for 1 s", 1)
+    await ctx.wait_store(["next.bin"])
+    await ctx.wait_idle()
+
+
+async def hostile_ws_shutdown_told(ctx: Ctx) -> None:
+    """SIGTERM with --grace 1s and an upload whose client never answers the close: it is
+    sent 1001 and the log's last line does not count it as "cut off without a word"."""
+    server = ctx.start_server("--budget", "200MiB", "--grace", "1s")
+    raw = await raw_ready(ctx, "stuck.bin", MiB)
+    try:
+        await raw.write(RawWebSocket.frame(RawWebSocket.BINARY, payload(KiB, seed=132)))
+        m = await ctx.wait_metrics(lambda m: m["admit_slots_in_use"] == 1, "1 slot in use",
+                                   timeout=5)
+        log(f"before SIGTERM: {m.summary()}")
+        server.signal(signal.SIGTERM)
+        code, reason = await read_close_unanswered(raw, "cut by the shutdown")
+        check(code == 1001, f"expected close 1001, got {code} {reason!r}")
+        exit_code = await asyncio.get_running_loop().run_in_executor(None, server.wait_exit, 20.0)
+    finally:
+        raw.abort()
+    check(exit_code == 0, f"expected exit code 0, got {describe_exit(exit_code)}")
+    check(log_count(ctx, "stopped; 0 uploads cut off without a word") == 1,
+          "expected 'stopped; 0 uploads cut off without a word' (the client was sent 1001)")
+    entries = server.store_entries()
+    check(entries == [], f"expected the partial file removed at exit, the store holds {entries}")
 
 
 # --- --max-body, checked before admission ----------------------------------------------------
