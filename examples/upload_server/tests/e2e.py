@@ -11,8 +11,9 @@ what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and
-e2e_hostile_ws.py (hostile WebSocket clients); what they share in e2e_context.py
+in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py,
+e2e_hostile_ws.py and e2e_hostile_ws_request.py (hostile WebSocket clients,
+after and before "ready"); what they share in e2e_context.py
 and the support modules it names (e2e_support.py, e2e_server.py, e2e_clients.py,
 e2e_metrics.py).
 
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
 import e2e_hostile_ws  # noqa: E402
+import e2e_hostile_ws_request  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
@@ -66,11 +68,11 @@ CASES: dict[str, tuple[Case, float]] = {
     "shutdown_grace_expired": (e2e_lifecycle.shutdown_grace_expired, LIMIT),
     "hostile_ws_idle": (e2e_hostile_ws.hostile_ws_idle, LIMIT),
     "hostile_ws_min_rate": (e2e_hostile_ws.hostile_ws_min_rate, LIMIT),
-    "hostile_ws_max_body": (e2e_hostile_ws.hostile_ws_max_body, LIMIT),
-    "hostile_ws_first_message": (e2e_hostile_ws.hostile_ws_first_message, LIMIT),
+    "hostile_ws_max_body": (e2e_hostile_ws_request.hostile_ws_max_body, LIMIT),
+    "hostile_ws_first_message": (e2e_hostile_ws_request.hostile_ws_first_message, LIMIT),
     "hostile_ws_split_oversend": (e2e_hostile_ws.hostile_ws_split_oversend, LIMIT),
-    "hostile_ws_pre_ready": (e2e_hostile_ws.hostile_ws_pre_ready, LIMIT),
-    "hostile_ws_upgrade_leftover": (e2e_hostile_ws.hostile_ws_upgrade_leftover, LIMIT),
+    "hostile_ws_pre_ready": (e2e_hostile_ws_request.hostile_ws_pre_ready, LIMIT),
+    "hostile_ws_upgrade_leftover": (e2e_hostile_ws_request.hostile_ws_upgrade_leftover, LIMIT),
     "hostile_ws_close_unanswered": (e2e_hostile_ws.hostile_ws_close_unanswered, LIMIT),
     "hostile_ws_shutdown_told": (e2e_hostile_ws.hostile_ws_shutdown_told, LIMIT),
 }
