@@ -215,7 +215,7 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
                            request.target().size()));
       reply = target_too_long();
     } else if (path == "/ws/upload" && beast::websocket::is_upgrade(request)) {
-      co_await serve_websocket(server, std::move(stream), parser.release());
+      co_await serve_websocket(server, std::move(stream), parser.release(), std::move(buffer));
       co_return;
     } else if (path == "/api/v1/upload" && request.method() == http::verb::post) {
       std::optional<Reply> answer = co_await serve_upload(server, stream, buffer, parser);

@@ -69,6 +69,7 @@ struct Server {
   Pool& pool;
   std::uint64_t next_upload_id = 1;
   int uploads_running = 0;  // admitted and not finished; read by the shutdown
+  int uploads_told = 0;     // of those, the ones whose client has had its answer (a close)
   CutOffs cut_offs;
 };
 

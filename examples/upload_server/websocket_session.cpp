@@ -1,16 +1,27 @@
+// A WebSocket upload from the upgrade to "ready": the upload request (within
+// --first-message-timeout, at most 4096 bytes), --max-body, and the wait for
+// room while watching the client. The data phase is in websocket_upload.cpp.
 #include "websocket_session.hpp"
 
+#include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <nlohmann/json.hpp>
 
-#include <vector>
+#include <array>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <utility>
 
+#include "body_limit.hpp"
 #include "refusal.hpp"
 #include "storage.hpp"
+#include "websocket_upload.hpp"
 
 namespace upload_server {
 
@@ -21,12 +32,8 @@ namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 using namespace net::experimental::awaitable_operators;
 
-using WebSocket = websocket::stream<beast::tcp_stream>;
-
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 constexpr std::size_t max_request_message = 4096;
-constexpr std::size_t chunk_size = 64 * 1024;
-constexpr std::uint64_t progress_every = 64 * 1024 * 1024;
 
 struct UploadRequest {
   std::string name;
@@ -45,62 +52,156 @@ std::optional<UploadRequest> parse_request(std::string_view text) {
   return UploadRequest{name->get<std::string>(), size->get<std::uint64_t>()};
 }
 
-// The server's messages. Built outside the coroutines: GCC 12 rejects braced
-// initializer lists of string literals inside a coroutine body.
-std::string status_message(std::string_view status, std::string_view key, std::uint64_t value,
-                           std::string_view sha256 = {}) {
-  nlohmann::json message = {{"status", status}, {key, value}};
-  if (!sha256.empty()) message["sha256"] = sha256;
-  return message.dump();
+// "10 s" or "250 ms", as ProgressWatch says it.
+std::string human(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? fmt::format("{} s", d.count() / 1000)
+                               : fmt::format("{} ms", d.count());
 }
 
-net::awaitable<void> send_text(WebSocket& ws, std::string text) {
-  ws.text(true);
-  co_await ws.async_write(net::buffer(text), use_tuple);  // a failure shows in the next read
+// Calls `expired` once `after` has passed, unless cancelled or destroyed
+// first. The callback lives in a state shared with the timer's wait and is
+// emptied by cancel(): a timer that fires just as the awaited read completes
+// then finds nothing to call, instead of reaching into a finished coroutine.
+class Deadline {
+ public:
+  Deadline(const net::any_io_executor& executor, std::chrono::milliseconds after,
+           std::function<void()> expired)
+      : state_{std::make_shared<State>(executor, std::move(expired))} {
+    state_->timer.expires_after(after);
+    state_->timer.async_wait([state = state_](const beast::error_code& ec) {
+      if (!ec && state->expired) std::exchange(state->expired, nullptr)();
+    });
+  }
+  ~Deadline() { cancel(); }
+  Deadline(const Deadline&) = delete;
+  Deadline& operator=(const Deadline&) = delete;
+
+  void cancel() noexcept {
+    state_->expired = nullptr;
+    state_->timer.cancel();
+  }
+
+ private:
+  struct State {
+    State(const net::any_io_executor& executor, std::function<void()> callback)
+        : timer{executor}, expired{std::move(callback)} {}
+    net::steady_timer timer;
+    std::function<void()> expired;
+  };
+  std::shared_ptr<State> state_;
+};
+
+// Reads the upload request: one text message of at most 4096 bytes, within
+// --first-message-timeout. Piece by piece rather than with Beast's
+// read_message_max, whose 1009 carries no reason. Answers and logs every
+// failure itself; returns nothing when the connection is over.
+net::awaitable<std::optional<UploadRequest>> read_request(Server& server, WebSocket& ws,
+                                                          UploadId id) {
+  CutOff cut_off{ws};
+  const auto limit = server.options.first_message_timeout;
+  Deadline deadline{ws.get_executor(), limit, [&cut_off, limit] {
+                      cut_off(websocket::close_code::policy_error,
+                              "no upload request within " + human(limit));
+                    }};
+  beast::flat_buffer message;
+  do {
+    auto [ec, n] =
+        co_await ws.async_read_some(message, max_request_message + 1 - message.size(), use_tuple);
+    if (cut_off.happened()) {
+      log_upload_end(server, id, 0, "cut off: " + cut_off.reason());
+      co_await cut_off.closed();
+      co_return std::nullopt;
+    }
+    if (ec) co_return std::nullopt;  // gone before asking for anything: nothing to answer
+    if (message.size() > max_request_message) {
+      deadline.cancel();
+      const std::string why =
+          fmt::format("the upload request is over {} bytes", max_request_message);
+      log_upload_end(server, id, 0, "refused: " + why);
+      co_await close(ws, close_too_big, why);
+      co_return std::nullopt;
+    }
+  } while (!ws.is_message_done());
+  deadline.cancel();
+
+  auto request =
+      ws.got_text() ? parse_request(beast::buffers_to_string(message.data())) : std::nullopt;
+  if (!request) {
+    log_upload_end(server, id, 0, "refused: not an upload request");
+    co_await close(ws, websocket::close_code::policy_error,
+                   R"(expected a text message {"name": "...", "size": N})");
+  }
+  co_return request;
 }
 
-net::awaitable<void> close(WebSocket& ws, std::uint16_t code, std::string_view why) {
-  // The frame keeps a copy; a close reason is limited to 123 bytes.
-  const std::string reason{why.substr(0, max_close_reason)};
-  co_await ws.async_close(websocket::close_reason{static_cast<websocket::close_code>(code), reason},
-                          use_tuple);
-}
+// What a client that waits for room did to end the wait.
+enum class Interruption { left, closing, data };
 
-// Waits for room (see admit_upload) while watching the socket: a client has
-// nothing to send before "ready", so the socket turning readable means it
-// left (or broke the protocol). Then the wait is cancelled, and with it the
-// place in the pool's queue, instead of lasting until --wait runs out.
-net::awaitable<std::optional<admit::Admission>> admit_while_connected(Server& server, WebSocket& ws,
-                                                                      UploadId id,
-                                                                      std::uint64_t size) {
+// RFC 6455 section 5.2: a frame's opcode is the low 4 bits of its first byte.
+constexpr unsigned close_opcode = 0x8;
+constexpr unsigned ping_opcode = 0x9;
+constexpr unsigned pong_opcode = 0xa;
+
+// Completes when the client leaves or sends anything but a ping or pong
+// while it waits for room: a client has nothing else to send before
+// "ready". What it sent is told by peeking at the first byte (the frame's
+// opcode) without taking it from Beast, since a WebSocket read cannot be
+// cancelled without failing the stream and the wait may end first. (If
+// Beast already holds part of a frame, the byte is from the middle of one:
+// whatever it seems to be, the outcome is safe, "data" being the worst.)
+net::awaitable<Interruption> client_interrupts(WebSocket& ws) {
   auto& socket = beast::get_lowest_layer(ws).socket();
-  auto outcome = co_await (admit_upload(server, id, size) ||
-                           socket.async_wait(net::socket_base::wait_read, use_tuple));
-  if (outcome.index() == 1) co_return std::nullopt;
-  co_return std::move(std::get<0>(outcome));
+  if (auto [ec] = co_await socket.async_wait(net::socket_base::wait_read, use_tuple); ec) {
+    co_return Interruption::left;  // cancelled because room came: the result is not used
+  }
+  std::array<unsigned char, 1> first{};
+  beast::error_code ec;
+  const std::size_t n = socket.receive(net::buffer(first), net::socket_base::message_peek, ec);
+  if (ec || n == 0) co_return Interruption::left;  // reset, or gone without a close frame
+  const unsigned opcode = first[0] & 0x0fU;
+  if (opcode == close_opcode) co_return Interruption::closing;
+  if (opcode == ping_opcode || opcode == pong_opcode) {
+    // Allowed at any time. Beast answers the ping once it reads, when the
+    // upload starts; left unread, the ping keeps the socket readable, so
+    // watching on would spin. Stop watching: --wait still bounds the wait.
+    net::steady_timer never{socket.get_executor(), net::steady_timer::time_point::max()};
+    co_await never.async_wait(use_tuple);
+    co_return Interruption::left;  // only a cancellation ends it: the result is not used
+  }
+  co_return Interruption::data;
 }
 
 }  // namespace
 
 net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
-                                     beast::http::request<beast::http::buffer_body> upgrade) {
-  WebSocket ws{std::move(stream)};
-  beast::get_lowest_layer(ws).expires_never();  // the websocket's own timeouts take over
-  ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
-  ws.read_message_max(max_request_message);
+                                     beast::http::request<beast::http::buffer_body> upgrade,
+                                     beast::flat_buffer preread) {
+  stream.expires_never();  // the WebSocket's timeouts and ours take over
+  WebSocket ws{std::move(stream), std::move(preread)};
+  // Beast's idle timeout (300 s, pinging at half) is only a backstop: the
+  // first-message and data deadlines come first. Its handshake timeout also
+  // bounds the closing handshake: close_timeout.
+  auto timeouts = websocket::stream_base::timeout::suggested(beast::role_type::server);
+  timeouts.handshake_timeout = close_timeout;
+  ws.set_option(timeouts);
+  ws.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+    response.set(beast::http::field::server, "admit-upload-server");  // as the HTTP replies
+  }));
+  ws.read_message_max(0);  // the limits are ours: 4096 bytes for the request, then the size
   if (auto [ec] = co_await ws.async_accept(upgrade, use_tuple); ec) co_return;
 
-  beast::flat_buffer message;
-  if (auto [ec, n] = co_await ws.async_read(message, use_tuple); ec) co_return;
-  const auto request =
-      ws.got_text() ? parse_request(beast::buffers_to_string(message.data())) : std::nullopt;
-  if (!request) {
-    co_await close(ws, websocket::close_code::policy_error,
-                   R"(expected a text message {"name": "...", "size": N})");
+  const UploadId id{"ws", server.next_upload_id++};
+  const std::optional<UploadRequest> request = co_await read_request(server, ws, id);
+  if (!request) co_return;
+
+  // One body limit for every upload path, before admission is even asked.
+  if (const std::optional<OverBodyLimit> over = check_body_limit(server.options, request->size)) {
+    WebSocketRefusal refusal = over_body_limit_close(*over);
+    log_upload_end(server, id, 0, "refused: " + refusal.reason);
+    co_await close(ws, refusal.close_code, std::move(refusal.reason));
     co_return;
   }
 
-  const UploadId id{"ws", server.next_upload_id++};
   // Before admission, as over HTTP: no wait, no "ready", for what cannot fit.
   if (const SpaceCheck space = check_free_space(server.options.dir, request->size); space.error) {
     log_upload_end(server, id, 0, "refused: " + describe(space));
@@ -108,14 +209,31 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
                    "insufficient storage: " + describe(space));
     co_return;
   }
-  std::optional<admit::Admission> admission =
-      co_await admit_while_connected(server, ws, id, request->size);
-  if (!admission) {
-    log_upload_end(server, id, 0, "client left while waiting for room");
+
+  // Wait for room (see admit_upload) while watching the client: one that
+  // leaves or breaks the protocol ends the wait at once, and with it its
+  // place in the pool's queue, instead of holding it until --wait runs out.
+  auto outcome = co_await (admit_upload(server, id, request->size) || client_interrupts(ws));
+  if (outcome.index() == 1) {
+    switch (std::get<1>(outcome)) {
+      case Interruption::left:
+        log_upload_end(server, id, 0, "client left while waiting for room");
+        break;
+      case Interruption::closing:  // answer its close frame
+        log_upload_end(server, id, 0, "client left while waiting for room");
+        co_await close(ws, websocket::close_code::normal, "");
+        break;
+      case Interruption::data:
+        log_upload_end(server, id, 0, "refused: data before \"ready\"");
+        co_await close(ws, websocket::close_code::policy_error,
+                       "sent data before \"ready\": wait for it");
+        break;
+    }
     co_return;
   }
-  if (!*admission) {
-    WebSocketRefusal refusal = websocket_refusal(admission->error());
+  admit::Admission admission = std::move(std::get<0>(outcome));
+  if (!admission) {
+    WebSocketRefusal refusal = websocket_refusal(admission.error());
     co_await close(ws, refusal.close_code, std::move(refusal.reason));
     co_return;
   }
@@ -124,76 +242,15 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
   UploadFile file;
   if (const std::error_code ec =
           file.open(server.options.dir, sanitize_file_name(request->name), request->size)) {
+    admission->release();  // before the log line, whose "in use now" is then without it
     log_upload_end(server, id, 0, "storage failed: " + ec.message());
     co_await close(
         ws, websocket::close_code::internal_error,
         is_out_of_space(ec) ? "insufficient storage: " + ec.message() : "cannot store the upload");
     co_return;
   }
-  co_await send_text(ws, status_message("ready", "reserved_bytes", (*admission)->bytes()));
-
-  // The data: any number of binary messages, read in fixed-size pieces.
-  ws.read_message_max(0);  // no per-message limit: the declared size is the limit
-  std::vector<char> chunk(chunk_size);
-  std::uint64_t received = 0;
-  std::uint64_t next_progress = progress_every;
-  // If the shutdown's grace runs out, the client hears 1001 "going away";
-  // the pending read then fails and this coroutine ends like an abort.
-  bool cut_off = false;
-  auto cut_off_hook = server.cut_offs.add([&ws, &cut_off] {
-    cut_off = true;
-    ws.async_close(websocket::close_reason{websocket::close_code::going_away, "server shut down"},
-                   [](const beast::error_code&) {});
-  });
-  while (received < request->size) {
-    auto [ec, n] = co_await ws.async_read_some(net::buffer(chunk), use_tuple);
-    if (cut_off) {  // the close is under way: no second one
-      log_upload_end(server, id, received, "cut off by the shutdown");
-      co_return;
-    }
-    if (ec) {
-      // Gone, or closed early. Leaving this scope removes the partial file
-      // and returns the reservation.
-      log_upload_end(server, id, received, "aborted: " + ec.message());
-      co_return;
-    }
-    if (ws.got_text()) {
-      cut_off_hook.end();  // this session closes the connection itself
-      log_upload_end(server, id, received, "refused: text frame during the data");
-      co_await close(ws, websocket::close_code::bad_payload, "expected binary frames");
-      co_return;
-    }
-    if (n > request->size - received) {
-      cut_off_hook.end();
-      log_upload_end(server, id, received + n, "refused: more than declared");
-      co_await close(ws, close_too_big,
-                     "more than the declared " + std::to_string(request->size) + " bytes");
-      co_return;
-    }
-    if (const std::error_code write_error = file.write({chunk.data(), n})) {
-      cut_off_hook.end();
-      log_upload_end(server, id, received, "storage failed: " + write_error.message());
-      co_await close(ws, websocket::close_code::internal_error, "cannot store the upload");
-      co_return;
-    }
-    received += n;
-    if (received >= next_progress && received < request->size) {
-      co_await send_text(ws, status_message("progress", "bytes", received));
-      next_progress += progress_every;
-    }
-  }
-
-  cut_off_hook.end();  // all received: from here on, this session closes the connection
-
-  Stored stored;
-  if (const std::error_code ec = file.commit(stored)) {
-    log_upload_end(server, id, received, "storage failed: " + ec.message());
-    co_await close(ws, websocket::close_code::internal_error, "cannot store the upload");
-    co_return;
-  }
-  log_upload_end(server, id, stored.bytes, "stored as " + stored.name);
-  co_await send_text(ws, status_message("done", "bytes", stored.bytes, stored.sha256));
-  co_await close(ws, websocket::close_code::normal, "");
+  co_await send_text(ws, status_message("ready", "reserved_bytes", admission->bytes()));
+  co_await receive_upload(server, ws, id, request->size, *std::move(admission), std::move(file));
 }
 
 }  // namespace upload_server

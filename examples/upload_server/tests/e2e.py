@@ -12,9 +12,10 @@ what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and the hostile
-clients' e2e_hostile_http.py and e2e_hostile_storage.py; what they share in
-e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
+in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and, for hostile
+clients, e2e_hostile_http.py, e2e_hostile_storage.py, e2e_hostile_ws.py and
+e2e_hostile_ws_request.py (WebSocket clients after and before "ready"); what they share
+in e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
 e2e_clients.py, e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
@@ -38,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import e2e_admission  # noqa: E402
 import e2e_hostile_http  # noqa: E402
 import e2e_hostile_storage  # noqa: E402
+import e2e_hostile_ws  # noqa: E402
+import e2e_hostile_ws_request  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
@@ -79,6 +82,15 @@ CASES: dict[str, tuple[Case, float]] = {
     "same_name_1005": (e2e_hostile_storage.same_name_1005, LIMIT),
     "disk_full_http": (e2e_hostile_storage.disk_full_http, LIMIT),
     "disk_full_ws": (e2e_hostile_storage.disk_full_ws, LIMIT),
+    "hostile_ws_idle": (e2e_hostile_ws.hostile_ws_idle, LIMIT),
+    "hostile_ws_min_rate": (e2e_hostile_ws.hostile_ws_min_rate, LIMIT),
+    "hostile_ws_max_body": (e2e_hostile_ws_request.hostile_ws_max_body, LIMIT),
+    "hostile_ws_first_message": (e2e_hostile_ws_request.hostile_ws_first_message, LIMIT),
+    "hostile_ws_split_oversend": (e2e_hostile_ws.hostile_ws_split_oversend, LIMIT),
+    "hostile_ws_pre_ready": (e2e_hostile_ws_request.hostile_ws_pre_ready, LIMIT),
+    "hostile_ws_upgrade_leftover": (e2e_hostile_ws_request.hostile_ws_upgrade_leftover, LIMIT),
+    "hostile_ws_close_unanswered": (e2e_hostile_ws.hostile_ws_close_unanswered, LIMIT),
+    "hostile_ws_shutdown_told": (e2e_hostile_ws.hostile_ws_shutdown_told, LIMIT),
 }
 
 

@@ -1,13 +1,17 @@
 """The clients the cases drive the server with: curl (as a subprocess), raw HTTP
-over a socket (for aborts and malformed requests), and WebSocket uploads through
-Debian's python3-websockets 10.4 (its asyncio API)."""
+over a socket (for aborts and malformed requests), WebSocket uploads through
+Debian's python3-websockets 10.4 (its asyncio API), and WebSocket frames written
+by hand on a socket (for what that library will not send)."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
+import os
 import re
+import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,3 +350,123 @@ def decode_json_message(message, what: str) -> dict:
         raise CaseFailure(f"expected JSON as {what}, got {message!r}") from None
     check(isinstance(value, dict), f"expected a JSON object as {what}, got {message!r}")
     return value
+
+
+# --- WebSocket frames on a bare socket (what python3-websockets will not send) -------------
+
+class RawWebSocket:
+    """A WebSocket client written frame by frame on a plain socket: for frames split across
+    TCP writes at chosen points, the upgrade request and a first message in one write, and
+    the 101 reply's headers. Every read is bounded; the caller closes it (abort())."""
+
+    GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+    def __init__(self, port: int):
+        self.port = port
+        self.reader: Optional[asyncio.StreamReader] = None
+        self.writer: Optional[asyncio.StreamWriter] = None
+        self.buffer = b""  # read from the socket, not parsed yet
+
+    @staticmethod
+    def upgrade_request(port: int) -> bytes:
+        key = base64.b64encode(os.urandom(16)).decode()
+        return (f"GET /ws/upload HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                f"Sec-WebSocket-Version: 13\r\n\r\n").encode()
+
+    @staticmethod
+    def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+        """One client frame: masked, as RFC 6455 requires of clients."""
+        head = bytes([(0x80 if fin else 0) | opcode])
+        size = len(payload)
+        if size < 126:
+            head += bytes([0x80 | size])
+        elif size < 1 << 16:
+            head += bytes([0x80 | 126]) + struct.pack("!H", size)
+        else:
+            head += bytes([0x80 | 127]) + struct.pack("!Q", size)
+        mask = os.urandom(4)
+        return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+    @classmethod
+    def text(cls, value: Any) -> bytes:
+        return cls.frame(cls.TEXT, (value if isinstance(value, str) else json.dumps(value)).encode())
+
+    async def open(self, with_request: bytes = b"", timeout: float = 10.0) -> tuple[int, dict]:
+        """Connect and send the upgrade request, followed in the same write by
+        `with_request` (frames); returns the reply's status and headers."""
+        self.reader, self.writer = await open_raw(self.port)
+        await self.write(self.upgrade_request(self.port) + with_request)
+        deadline = time.monotonic() + timeout
+        while b"\r\n\r\n" not in self.buffer:
+            await self._fill(deadline, "the reply to the upgrade request")
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        return parse_head(head.decode("latin-1").split("\r\n"))
+
+    async def write(self, data: bytes, timeout: float = 10.0) -> None:
+        """One write(2) of `data` (as far as the kernel takes it at once), then drain."""
+        assert self.writer is not None
+        self.writer.write(data)
+        await within(self.writer.drain(), timeout, f"sending {len(data)} bytes")
+
+    async def _fill(self, deadline: float, what: str) -> bool:
+        """Read more into .buffer; False at EOF or on a reset."""
+        assert self.reader is not None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise CaseFailure(f"timed out waiting for {what}; have {self.buffer[:200]!r}")
+        try:
+            piece = await asyncio.wait_for(self.reader.read(65536), left)
+        except asyncio.TimeoutError:
+            raise CaseFailure(f"timed out waiting for {what}; have {self.buffer[:200]!r}") from None
+        except ConnectionError:
+            return False
+        self.buffer += piece
+        return bool(piece)
+
+    async def read_frame(self, timeout: float = 10.0) -> Optional[tuple[int, bytes]]:
+        """The next server frame (opcode, payload), or None if the connection ended first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if len(self.buffer) >= 2:
+                size, at = self.buffer[1] & 0x7F, 2
+                if size == 126 and len(self.buffer) >= 4:
+                    size, at = struct.unpack("!H", self.buffer[2:4])[0], 4
+                elif size == 127 and len(self.buffer) >= 10:
+                    size, at = struct.unpack("!Q", self.buffer[2:10])[0], 10
+                if size < 126 or at > 2:
+                    if len(self.buffer) >= at + size:
+                        opcode, payload = self.buffer[0] & 0x0F, self.buffer[at:at + size]
+                        self.buffer = self.buffer[at + size:]
+                        return opcode, payload
+            if not await self._fill(deadline, "a frame from the server"):
+                return None
+
+    async def read_until_close(self, timeout: float = 15.0) -> tuple[list, Optional[int], str]:
+        """Server frames until its close (answered): the text messages decoded as JSON (or
+        kept as text), and the close code and reason (None, "" if the connection just ended)."""
+        deadline = time.monotonic() + timeout
+        messages: list = []
+        for _ in range(10_000):
+            got = await self.read_frame(max(0.1, deadline - time.monotonic()))
+            if got is None:
+                return messages, None, ""
+            opcode, payload = got
+            if opcode == self.TEXT:
+                try:
+                    messages.append(json.loads(payload))
+                except ValueError:
+                    messages.append(payload.decode("utf-8", errors="replace"))
+            elif opcode == self.CLOSE:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
+                try:
+                    await self.write(self.frame(self.CLOSE, payload[:2]))
+                except (CaseFailure, ConnectionError):
+                    pass
+                return messages, code, payload[2:].decode("utf-8", errors="replace")
+        raise CaseFailure("more than 10000 frames before the close")
+
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.transport.abort()

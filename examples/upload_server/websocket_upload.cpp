@@ -1,0 +1,197 @@
+// The data phase of a WebSocket upload: the declared bytes, exactly, under a
+// data deadline. See websocket_upload.hpp for what is cut off and how.
+#include "websocket_upload.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "progress.hpp"
+#include "refusal.hpp"
+
+namespace upload_server {
+
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = beast::websocket;
+
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+constexpr std::size_t chunk_size = 64 * 1024;
+constexpr std::uint64_t progress_every = 64 * 1024 * 1024;
+
+// An upload the session ends itself: its close frame and its log line.
+struct Refusal {
+  std::uint16_t code;
+  std::string reason;   // for the client
+  std::string outcome;  // for the log
+};
+
+// Outside the coroutine: GCC 12 rejects braced initializer lists of string
+// literals inside a coroutine body.
+Refusal refusal(std::uint16_t code, std::string reason, std::string outcome) {
+  return {code, std::move(reason), std::move(outcome)};
+}
+
+// Counts an upload as answered (Server::uploads_told) from the moment its
+// answer goes out until it ends: the shutdown's "cut off without a word"
+// must not count a client that was sent 1001 and has not answered it yet.
+class Told {
+ public:
+  explicit Told(Server& server) noexcept : server_{server} {}
+  ~Told() {
+    if (told_) --server_.uploads_told;
+  }
+  Told(const Told&) = delete;
+  Told& operator=(const Told&) = delete;
+
+  void operator()() noexcept {
+    if (!told_) ++server_.uploads_told;
+    told_ = true;
+  }
+
+ private:
+  Server& server_;
+  bool told_ = false;
+};
+
+}  // namespace
+
+void CutOff::operator()(std::uint16_t code, std::string reason) {
+  if (state_->happened) return;
+  state_->happened = true;
+  state_->reason = std::move(reason);
+  const websocket::close_reason frame{static_cast<websocket::close_code>(code),
+                                      std::string_view{state_->reason}.substr(0, max_close_reason)};
+  // The state, not `this`: the close may end after the session has.
+  ws_.async_close(frame, [state = state_](const beast::error_code&) {
+    state->closed = true;
+    state->closed_event.cancel();
+  });
+}
+
+net::awaitable<void> CutOff::closed() {
+  // Beast bounds the close by close_timeout, so this wait is bounded too.
+  if (!state_->closed) co_await state_->closed_event.async_wait(use_tuple);
+}
+
+net::awaitable<void> close(WebSocket& ws, std::uint16_t code, std::string_view why) {
+  // The frame keeps a copy; a close reason is limited to 123 bytes.
+  const std::string reason{why.substr(0, max_close_reason)};
+  co_await ws.async_close(websocket::close_reason{static_cast<websocket::close_code>(code), reason},
+                          use_tuple);
+}
+
+net::awaitable<void> send_text(WebSocket& ws, std::string text) {
+  ws.text(true);
+  co_await ws.async_write(net::buffer(text), use_tuple);  // a failure shows in the next read
+}
+
+std::string status_message(std::string_view status, std::string_view key, std::uint64_t value,
+                           std::string_view sha256) {
+  nlohmann::json message = {{"status", status}, {key, value}};
+  if (!sha256.empty()) message["sha256"] = sha256;
+  return message.dump();
+}
+
+net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, std::uint64_t size,
+                                    admit::SlotReservation reservation, UploadFile file) {
+  CutOff cut_off{ws};
+  Told told{server};
+  // A cut-off upload gives its room back now, not once its client has
+  // answered the close.
+  auto cut = [&cut_off, &reservation, &told](websocket::close_code code, std::string why) {
+    if (cut_off.happened()) return;
+    reservation.release();
+    told();
+    cut_off(code, std::move(why));
+  };
+  // If the shutdown's grace runs out, the client hears 1001 "going away".
+  auto shutdown_hook =
+      server.cut_offs.add([&cut] { cut(websocket::close_code::going_away, "server shut down"); });
+  // No data for --body-timeout, or too little for --min-rate: 1008. Pings
+  // and pongs never reach this loop (Beast answers them inside the read), so
+  // they do not count as data.
+  ProgressWatch watch{
+      ws.get_executor(),
+      {.body_timeout = server.options.body_timeout, .min_rate = server.options.min_rate},
+      [&cut](std::string why) { cut(websocket::close_code::policy_error, std::move(why)); }};
+
+  std::vector<char> chunk(chunk_size);
+  std::uint64_t received = 0;
+  std::uint64_t next_progress = progress_every;
+  std::optional<Refusal> refused;
+  // Until N bytes have come and the message that brought them is complete: a
+  // read may end at N in the middle of a frame, and the rest of that frame,
+  // or a later frame of the message, would be more than declared. (A message
+  // may end with an empty final frame: the next read then returns 0 bytes.)
+  while (received < size || !ws.is_message_done()) {
+    auto [ec, n] = co_await ws.async_read_some(net::buffer(chunk), use_tuple);
+    if (cut_off.happened()) {  // the read ended because of the close
+      log_upload_end(server, id, received, "cut off: " + cut_off.reason());
+      co_await cut_off.closed();
+      co_return;
+    }
+    if (ec) {
+      // Gone, or closed early. Leaving this scope removes the partial file.
+      reservation.release();
+      log_upload_end(server, id, received, "aborted: " + ec.message());
+      co_return;
+    }
+    if (ws.got_text()) {
+      refused = refusal(websocket::close_code::bad_payload, "expected binary frames",
+                        "refused: text frame during the data");
+      break;
+    }
+    if (n > size - received) {
+      received += n;
+      refused = refusal(close_too_big, "more than the declared " + std::to_string(size) + " bytes",
+                        "refused: more than declared");
+      break;
+    }
+    if (const std::error_code write_error = file.write({chunk.data(), n})) {
+      refused = refusal(websocket::close_code::internal_error, "cannot store the upload",
+                        "storage failed: " + write_error.message());
+      break;
+    }
+    received += n;
+    watch.data(n);
+    if (received >= next_progress && received < size) {
+      co_await send_text(ws, status_message("progress", "bytes", received));
+      next_progress += progress_every;
+    }
+  }
+
+  // From here on, this session closes the connection itself.
+  watch.stop();
+  shutdown_hook.end();
+  told();
+  if (refused) {
+    file.discard();
+    reservation.release();
+    log_upload_end(server, id, received, refused->outcome);
+    co_await close(ws, refused->code, refused->reason);
+    co_return;
+  }
+
+  Stored stored;
+  const std::error_code commit_error = file.commit(stored);
+  reservation.release();  // before the log line, whose "in use now" is then without it
+  if (commit_error) {
+    log_upload_end(server, id, received, "storage failed: " + commit_error.message());
+    co_await close(ws, websocket::close_code::internal_error, "cannot store the upload");
+    co_return;
+  }
+  log_upload_end(server, id, stored.bytes, "stored as " + stored.name);
+  co_await send_text(ws, status_message("done", "bytes", stored.bytes, stored.sha256));
+  co_await close(ws, websocket::close_code::normal, "");
+}
+
+}  // namespace upload_server
