@@ -6,32 +6,6 @@
 
 namespace upload_server {
 
-std::string_view to_string(ConnectionPhase phase) noexcept {
-  switch (phase) {
-    case ConnectionPhase::waiting:
-      return "waiting";
-    case ConnectionPhase::in_request:
-      return "in_request";
-    case ConnectionPhase::uploading:
-      return "uploading";
-    case ConnectionPhase::closing:
-      return "closing";
-  }
-  return "unknown";
-}
-
-std::string_view to_string(ConnectionRefusal refusal) noexcept {
-  switch (refusal) {
-    case ConnectionRefusal::none:
-      return "none";
-    case ConnectionRefusal::max_connections:
-      return "max_connections";
-    case ConnectionRefusal::per_ip:
-      return "max_connections_per_ip";
-  }
-  return "unknown";
-}
-
 // --- Descriptors ------------------------------------------------------------------
 
 namespace {

@@ -60,8 +60,6 @@ enum class ConnectionPhase : std::uint8_t {
   closing,     ///< shed: its coroutine is ending, its descriptor not yet closed
 };
 
-[[nodiscard]] std::string_view to_string(ConnectionPhase phase) noexcept;
-
 /// Why a connection was refused at accept.
 enum class ConnectionRefusal : std::uint8_t {
   none,
@@ -69,9 +67,35 @@ enum class ConnectionRefusal : std::uint8_t {
   per_ip,           ///< --max-connections-per-ip open from this address
 };
 
+// Inline: metrics.cpp names them without linking this file's library.
+/// "waiting", "in_request", "uploading", "closing".
+[[nodiscard]] constexpr std::string_view to_string(ConnectionPhase phase) noexcept {
+  switch (phase) {
+    case ConnectionPhase::waiting:
+      return "waiting";
+    case ConnectionPhase::in_request:
+      return "in_request";
+    case ConnectionPhase::uploading:
+      return "uploading";
+    case ConnectionPhase::closing:
+      return "closing";
+  }
+  return "unknown";
+}
+
 /// "max_connections" or "max_connections_per_ip": the reason in the 503's body
 /// and the label of admit_connections_refused_total.
-[[nodiscard]] std::string_view to_string(ConnectionRefusal refusal) noexcept;
+[[nodiscard]] constexpr std::string_view to_string(ConnectionRefusal refusal) noexcept {
+  switch (refusal) {
+    case ConnectionRefusal::none:
+      return "none";
+    case ConnectionRefusal::max_connections:
+      return "max_connections";
+    case ConnectionRefusal::per_ip:
+      return "max_connections_per_ip";
+  }
+  return "unknown";
+}
 
 struct ConnectionLimits {
   std::uint32_t max_connections = 1;  ///< >= 1
