@@ -265,7 +265,8 @@ net::awaitable<std::optional<Reply>> upload(Server& server, beast::tcp_stream& s
 
 }  // namespace
 
-net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
+net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket,
+                                Connection connection) {
   beast::tcp_stream stream{std::move(socket)};
   beast::flat_buffer buffer{header_limit};  // its maximum size: headers never grow it further
   for (;;) {
@@ -290,9 +291,12 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
     const bool has_body = parser.chunked() || parser.content_length().value_or(0) > 0;
 
     if (path == "/ws/upload" && beast::websocket::is_upgrade(request)) {
-      co_await serve_websocket(server, std::move(stream), parser.release());
+      co_await serve_websocket(server, std::move(stream), parser.release(), connection);
       co_return;
     }
+    // A complete request: not shed from here until the loop comes round again
+    // (a WebSocket is busy only once its first message is in, above).
+    const Connection::Busy in_request = connection.busy();
 
     Reply reply;
     if (path == "/api/v1/upload" && request.method() == http::verb::post) {
@@ -302,8 +306,7 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
     } else if (path == "/api/v1/upload") {
       reply = error_reply(http::status::method_not_allowed, "method_not_allowed", "use POST");
     } else if (path == "/metrics" && request.method() == http::verb::get) {
-      reply = {http::status::ok, prometheus_text(server.pool.stats()), "text/plain; version=0.0.4",
-               0, !has_body};
+      reply = {http::status::ok, metrics_text(server), "text/plain; version=0.0.4", 0, !has_body};
     } else if (path == "/healthz" && request.method() == http::verb::get) {
       reply = {http::status::ok, "ok\n", "text/plain", 0, !has_body};
     } else if (path == "/metrics" || path == "/healthz" || path == "/ws/upload") {

@@ -10,12 +10,15 @@
 namespace upload_server {
 
 /// Serves requests on `socket` until the client or an error ends the
-/// connection. Routes:
+/// connection; `connection` is its place in the server's connection registry
+/// (waiting until a request's headers are in, again between requests).
+/// Routes:
 ///   POST /api/v1/upload   multipart/form-data or a raw body (?name=...)
 ///   GET  /ws/upload       WebSocket upgrade (websocket_session.hpp)
 ///   GET  /metrics         the pool's stats, Prometheus text format
 ///   GET  /healthz         "ok"
 [[nodiscard]] boost::asio::awaitable<void> serve_http(Server& server,
-                                                      boost::asio::ip::tcp::socket socket);
+                                                      boost::asio::ip::tcp::socket socket,
+                                                      Connection connection);
 
 }  // namespace upload_server

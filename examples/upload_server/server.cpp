@@ -7,6 +7,8 @@
 
 #include <cstdio>
 
+#include "metrics.hpp"
+
 namespace upload_server {
 
 namespace {
@@ -68,6 +70,10 @@ void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
                        id.protocol, id.number, bytes, admit::ByteSize{bytes}, outcome,
                        admit::ByteSize{stats.bytes_in_use}, admit::ByteSize{stats.memory_budget},
                        stats.slots_in_use, stats.slots));
+}
+
+std::string metrics_text(const Server& server) {
+  return prometheus_text(server.pool.stats()) + prometheus_text(server.connections.stats());
 }
 
 }  // namespace upload_server

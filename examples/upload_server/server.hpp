@@ -13,10 +13,12 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "any_policy.hpp"
+#include "connection_limits.hpp"
 #include "options.hpp"
 
 namespace upload_server {
@@ -67,10 +69,15 @@ class CutOffs {
 struct Server {
   const Options& options;
   Pool& pool;
+  ConnectionRegistry& connections;  // every open connection and its phase
   std::uint64_t next_upload_id = 1;
   int uploads_running = 0;  // admitted and not finished; read by the shutdown
   CutOffs cut_offs;
 };
+
+/// The body of GET /metrics: the pool's figures and the connections'
+/// (metrics.hpp).
+[[nodiscard]] std::string metrics_text(const Server& server);
 
 /// Names an upload in the log: "http#12", "ws#3".
 struct UploadId {

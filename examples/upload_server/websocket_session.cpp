@@ -83,7 +83,8 @@ net::awaitable<std::optional<admit::Admission>> admit_while_connected(Server& se
 }  // namespace
 
 net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
-                                     beast::http::request<beast::http::buffer_body> upgrade) {
+                                     beast::http::request<beast::http::buffer_body> upgrade,
+                                     Connection& connection) {
   WebSocket ws{std::move(stream)};
   beast::get_lowest_layer(ws).expires_never();  // the websocket's own timeouts take over
   ws.set_option(websocket::stream_base::timeout::suggested(beast::role_type::server));
@@ -92,6 +93,7 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
 
   beast::flat_buffer message;
   if (auto [ec, n] = co_await ws.async_read(message, use_tuple); ec) co_return;
+  const Connection::Busy in_request = connection.busy();  // a complete request: not shed
   const auto request =
       ws.got_text() ? parse_request(beast::buffers_to_string(message.data())) : std::nullopt;
   if (!request) {

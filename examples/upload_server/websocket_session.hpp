@@ -26,9 +26,10 @@
 
 namespace upload_server {
 
-/// Takes over a connection whose upgrade request has been read.
+/// Takes over a connection whose upgrade request has been read; `connection`
+/// counts as waiting (may be shed) until the first message is in.
 [[nodiscard]] boost::asio::awaitable<void> serve_websocket(
     Server& server, boost::beast::tcp_stream stream,
-    boost::beast::http::request<boost::beast::http::buffer_body> upgrade);
+    boost::beast::http::request<boost::beast::http::buffer_body> upgrade, Connection& connection);
 
 }  // namespace upload_server
