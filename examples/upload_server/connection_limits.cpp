@@ -126,6 +126,13 @@ ConnectionRegistry::Opened ConnectionRegistry::open(int handle, std::string_view
     opened.refusal = ConnectionRefusal::max_connections;
     return opened;
   }
+  // The shed connection's descriptor comes back soon; without one, this
+  // connection's must come back now.
+  if (descriptors_short && opened.shed == 0) {
+    ++refused_descriptors_;
+    opened.refusal = ConnectionRefusal::descriptors;
+    return opened;
+  }
 
   if (const auto same = by_handle_.find(handle); same != by_handle_.end()) {
     same->second->handle = -1;  // its socket is closed: the number is this one's now
@@ -219,6 +226,7 @@ ConnectionStats ConnectionRegistry::stats() const noexcept {
   s.accepted_total = accepted_;
   s.refused_max_connections_total = refused_max_;
   s.refused_per_ip_total = refused_per_ip_;
+  s.refused_descriptors_total = refused_descriptors_;
   s.shed_total = shed_;
   s.accept_failures_total = accept_failures_;
   return s;
@@ -239,10 +247,22 @@ std::string refusal_response(ConnectionRefusal refusal, const ConnectionLimits& 
   std::string body = R"({"reason":")";
   body += to_string(refusal);
   body += R"(","message":")";
-  body += per_ip ? "this address already has " + std::to_string(limit) +
-                       " connections open (--max-connections-per-ip), retry later"
-                 : "the server has its " + std::to_string(limit) +
-                       " connections open, all busy (--max-connections), retry later";
+  switch (refusal) {
+    case ConnectionRefusal::per_ip:
+      body += "this address already has " + std::to_string(limit) +
+              " connections open (--max-connections-per-ip), retry later";
+      break;
+    case ConnectionRefusal::descriptors:
+      body +=
+          "the server is short of file descriptors (ulimit -n) and every open connection "
+          "is busy, retry later";
+      break;
+    case ConnectionRefusal::none:
+    case ConnectionRefusal::max_connections:
+      body += "the server has its " + std::to_string(limit) +
+              " connections open, all busy (--max-connections), retry later";
+      break;
+  }
   body += R"(","limit":)" + std::to_string(limit) + "}\n";
 
   std::string response =
@@ -263,18 +283,19 @@ std::string refusal_response(ConnectionRefusal refusal, const ConnectionLimits& 
 AcceptBackoff::Failure AcceptBackoff::failed(Clock::time_point now, bool made_room) noexcept {
   const bool first = failures_ == 0;
   if (first) began_ = now;
+  last_failure_ = now;
   ++failures_;
-  if (made_room || first) {
-    pause_ = first_pause;
+  if (made_room) {
+    pause_ = room_made_pause;
   } else {
-    pause_ = std::min(pause_ * 2, longest_pause);
+    pause_ = std::clamp(pause_ * 2, first_pause, longest_pause);
   }
   return {pause_, first};
 }
 
 std::optional<AcceptBackoff::Episode> AcceptBackoff::succeeded(Clock::time_point now) noexcept {
-  if (failures_ == 0) return std::nullopt;
-  const Episode episode{failures_, now - began_};
+  if (failures_ == 0 || now - last_failure_ < quiet) return std::nullopt;
+  const Episode episode{failures_, last_failure_ - began_};
   failures_ = 0;
   pause_ = std::chrono::milliseconds{0};
   return episode;

@@ -65,6 +65,7 @@ enum class ConnectionRefusal : std::uint8_t {
   none,
   max_connections,  ///< --max-connections open, none of them waiting
   per_ip,           ///< --max-connections-per-ip open from this address
+  descriptors,      ///< descriptors short (near ulimit -n), none of the open ones waiting
 };
 
 // Inline: metrics.cpp names them without linking this file's library.
@@ -83,7 +84,7 @@ enum class ConnectionRefusal : std::uint8_t {
   return "unknown";
 }
 
-/// "max_connections" or "max_connections_per_ip": the reason in the 503's body
+/// "max_connections", "max_connections_per_ip" or "descriptors": the reason in the 503's body
 /// and the label of admit_connections_refused_total.
 [[nodiscard]] constexpr std::string_view to_string(ConnectionRefusal refusal) noexcept {
   switch (refusal) {
@@ -93,6 +94,8 @@ enum class ConnectionRefusal : std::uint8_t {
       return "max_connections";
     case ConnectionRefusal::per_ip:
       return "max_connections_per_ip";
+    case ConnectionRefusal::descriptors:
+      return "descriptors";
   }
   return "unknown";
 }
@@ -117,6 +120,7 @@ struct ConnectionStats {
   std::uint64_t accepted_total = 0;
   std::uint64_t refused_max_connections_total = 0;
   std::uint64_t refused_per_ip_total = 0;
+  std::uint64_t refused_descriptors_total = 0;
   std::uint64_t shed_total = 0;             ///< waiting connections closed to make room
   std::uint64_t accept_failures_total = 0;  ///< accept() errors (EMFILE and others)
 };
@@ -253,7 +257,10 @@ class ConnectionRegistry {
   ///      connection is shed to make room;
   ///   3. refused (max_connections) if still at max_connections: none was
   ///      waiting, or closing_allowance shed connections are still closing;
-  ///   4. otherwise registered, waiting.
+  ///   4. refused (descriptors) if descriptors are short and none was shed:
+  ///      keeping it would take a descriptor an upload's file needs, and drive
+  ///      accept() into EMFILE;
+  ///   5. otherwise registered, waiting.
   /// A refused connection is counted, not registered: the caller answers it
   /// (refusal_response) and closes it.
   /// A handle equal to a registered connection's means that connection's socket
@@ -302,13 +309,16 @@ class ConnectionRegistry {
   std::uint64_t accepted_ = 0;
   std::uint64_t refused_max_ = 0;
   std::uint64_t refused_per_ip_ = 0;
+  std::uint64_t refused_descriptors_ = 0;
   std::uint64_t shed_ = 0;
   std::uint64_t accept_failures_ = 0;
 };
 
 /// The whole answer to a connection refused at accept: a minimal HTTP/1.1 503
 /// with Retry-After: 1, Connection: close and a JSON body
-/// {"reason":"max_connections"|"max_connections_per_ip","message":...,"limit":N},
+/// {"reason":"max_connections"|"max_connections_per_ip"|"descriptors",
+/// "message":...,"limit":N} (N: the per-address cap for max_connections_per_ip,
+/// else --max-connections),
 /// written at once, before any request is read (an HTTP client reads it as
 /// the answer to its request; a WebSocket client as a failed handshake).
 [[nodiscard]] std::string refusal_response(ConnectionRefusal refusal,
@@ -319,32 +329,39 @@ class ConnectionRegistry {
 /// When accept() fails (out of descriptors, most often): how long to pause
 /// before the next try, and when to log. One line when an episode of failures
 /// begins and one when accepting works again, however long it lasts, instead
-/// of a line per failure.
+/// of a line per failure. Under a flood, accept() fails and succeeds by turns
+/// (each shed connection frees a descriptor for one newcomer): an episode ends
+/// only once accepting has worked for `quiet` since the last failure.
 class AcceptBackoff {
  public:
   using Clock = std::chrono::steady_clock;
-  static constexpr std::chrono::milliseconds first_pause{10};
+  static constexpr std::chrono::milliseconds room_made_pause{10};
+  static constexpr std::chrono::milliseconds first_pause{50};
   static constexpr std::chrono::milliseconds longest_pause{1000};
+  static constexpr std::chrono::seconds quiet{1};
 
   struct Failure {
     std::chrono::milliseconds pause;  ///< wait this long before accepting again
     bool first;                       ///< the first of an episode: log it
   };
   /// accept() failed at `now`; `made_room` if the caller could shed connections
-  /// (then the next try comes soon: the descriptors free up as those close).
-  /// Otherwise each pause doubles, from first_pause up to longest_pause.
+  /// (then the next try comes after room_made_pause: the descriptors free up as
+  /// those close). Otherwise each pause doubles, from first_pause up to
+  /// longest_pause.
   [[nodiscard]] Failure failed(Clock::time_point now, bool made_room) noexcept;
 
   struct Episode {
     std::uint64_t failures;
-    Clock::duration lasted;
+    Clock::duration lasted;  ///< from its first failure to its last
   };
-  /// accept() succeeded: the episode it ends, if any (log it), else nullopt.
+  /// accept() succeeded at `now`: the episode it ends (no failure for `quiet`;
+  /// log it), else nullopt.
   [[nodiscard]] std::optional<Episode> succeeded(Clock::time_point now) noexcept;
 
  private:
   std::uint64_t failures_ = 0;
   Clock::time_point began_{};
+  Clock::time_point last_failure_{};
   std::chrono::milliseconds pause_{0};
 };
 

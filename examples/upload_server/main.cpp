@@ -93,6 +93,7 @@ struct Listener {
   std::uint64_t spare;      // descriptors kept free for files and the process
   std::string refused_max;  // the whole 503 answers, built once
   std::string refused_per_ip;
+  std::string refused_descriptors;
 };
 
 // Sheds and refusals come in floods: the first is logged at once, the rest in
@@ -111,6 +112,7 @@ class ConnectionLog {
     shed_ += shed;
     refused_max_ += refusal == ConnectionRefusal::max_connections ? 1 : 0;
     refused_per_ip_ += refusal == ConnectionRefusal::per_ip ? 1 : 0;
+    refused_descriptors_ += refusal == ConnectionRefusal::descriptors ? 1 : 0;
     if (pending_) return;  // the timer logs it
     const auto now = Clock::now();
     if (!last_ || now - *last_ >= interval) {
@@ -137,6 +139,10 @@ class ConnectionLog {
       refused +=
           fmt::format(", {} refused (at most {} per address)", refused_per_ip_, stats.max_per_ip);
     }
+    if (refused_descriptors_ != 0) {
+      refused +=
+          fmt::format(", {} refused (descriptors short, none waiting)", refused_descriptors_);
+    }
     fmt::print(
         "connections: {} shed (no complete request yet, longest-waiting first), {}{}; open now "
         "{}, {} waiting (the longest for {})\n",
@@ -144,7 +150,7 @@ class ConnectionLog {
         stats.open, stats.waiting, human(server_.connections.longest_wait(now)));
     std::fflush(stdout);
     last_ = now;
-    shed_ = refused_max_ = refused_per_ip_ = 0;
+    shed_ = refused_max_ = refused_per_ip_ = refused_descriptors_ = 0;
   }
 
   const Server& server_;
@@ -154,6 +160,7 @@ class ConnectionLog {
   std::uint64_t shed_ = 0;
   std::uint64_t refused_max_ = 0;
   std::uint64_t refused_per_ip_ = 0;
+  std::uint64_t refused_descriptors_ = 0;
 };
 
 // A refused connection gets its whole answer at once, without a coroutine or a
@@ -199,8 +206,11 @@ void open_connection(Server& server, const Listener& listener, ConnectionLog& lo
     log.note(opened.shed, opened.refusal);
   }
   if (opened.refusal != ConnectionRefusal::none) {
-    refuse_at_accept(socket, opened.refusal == ConnectionRefusal::per_ip ? listener.refused_per_ip
-                                                                         : listener.refused_max);
+    const std::string& answer =
+        opened.refusal == ConnectionRefusal::per_ip        ? listener.refused_per_ip
+        : opened.refusal == ConnectionRefusal::descriptors ? listener.refused_descriptors
+                                                           : listener.refused_max;
+    refuse_at_accept(socket, answer);
     return;
   }
   const auto executor = socket.get_executor();
@@ -233,8 +243,9 @@ net::awaitable<void> accept_connections(Server& server, Listener listener) {
         fmt::print(stderr,
                    "accept failed: {} ({} connections open, {} waiting); shed {} waiting "
                    "connections, pausing {} ms and longer; not logged again until accepting "
-                   "works\n",
-                   ec.message(), stats.open, stats.waiting, shed, failure.pause.count());
+                   "has worked for {} s\n",
+                   ec.message(), stats.open, stats.waiting, shed, failure.pause.count(),
+                   upload_server::AcceptBackoff::quiet.count());
       }
       pause.expires_after(failure.pause);
       co_await pause.async_wait(use_tuple);
@@ -360,7 +371,9 @@ int run(const upload_server::Options& options) {
       .nofile = nofile,
       .spare = upload_server::descriptor_spare(options.slots),
       .refused_max = upload_server::refusal_response(ConnectionRefusal::max_connections, limits),
-      .refused_per_ip = upload_server::refusal_response(ConnectionRefusal::per_ip, limits)};
+      .refused_per_ip = upload_server::refusal_response(ConnectionRefusal::per_ip, limits),
+      .refused_descriptors =
+          upload_server::refusal_response(ConnectionRefusal::descriptors, limits)};
   net::co_spawn(io, accept_connections(server, std::move(listener)), log_failure);
   net::signal_set signals{io, SIGINT, SIGTERM};
   signals.async_wait([&](const boost::system::error_code& error, int signal) {

@@ -70,6 +70,8 @@ std::string prometheus_text(const ConnectionStats& stats) {
                  stats.refused_max_connections_total);
   fmt::format_to(std::back_inserter(out), "admit_connections_refused_total{{reason=\"{}\"}} {}\n",
                  to_string(ConnectionRefusal::per_ip), stats.refused_per_ip_total);
+  fmt::format_to(std::back_inserter(out), "admit_connections_refused_total{{reason=\"{}\"}} {}\n",
+                 to_string(ConnectionRefusal::descriptors), stats.refused_descriptors_total);
   metric(out, "admit_connections_shed_total", "counter",
          "Waiting connections closed to make room, oldest first.", stats.shed_total);
   metric(out, "admit_accept_failures_total", "counter",

@@ -20,7 +20,7 @@ namespace upload_server {
 /// included), admit_connections_limit (--max-connections in force),
 /// admit_connections_in_phase{phase="waiting|in_request|uploading|closing"},
 /// admit_connections_accepted_total,
-/// admit_connections_refused_total{reason="max_connections|max_connections_per_ip"}
+/// admit_connections_refused_total{reason="max_connections|max_connections_per_ip|descriptors"}
 /// (answered 503 at accept), admit_connections_shed_total (waiting connections
 /// closed to make room) and admit_accept_failures_total (accept() errors, such
 /// as EMFILE).

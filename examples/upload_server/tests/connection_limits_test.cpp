@@ -150,15 +150,29 @@ TEST_CASE("descriptors running short shed a waiting connection below the cap") {
   CHECK(c.shed == 1);
   CHECK(f.closed == std::vector<int>{10});
 
-  // Short of descriptors with nobody waiting: admitted anyway (its descriptor
-  // is already taken); the next accept() may fail, and backs off.
+  // Short of descriptors with nobody waiting: refused, so that its descriptor
+  // comes back at once (an upload's file needs one) and accept() stays clear
+  // of EMFILE.
   Fixture g{{.max_connections = 100}};
   Connection x = g.open(10);
   const Connection::Busy busy = x.busy();
   auto y = g.registry.open(11, "10.0.0.1", true);
-  CHECK(y.refusal == ConnectionRefusal::none);
+  CHECK(y.refusal == ConnectionRefusal::descriptors);
   CHECK(y.shed == 0);
   CHECK(g.closed.empty());
+  CHECK(g.registry.stats().refused_descriptors_total == 1);
+  CHECK(g.registry.stats().refused_max_connections_total == 0);
+  CHECK(g.registry.stats().open == 1);
+
+  // Short, with the one waiting connection still closing (allowance 1): refused too.
+  Fixture h{{.max_connections = 100, .closing_allowance = 1}};
+  Connection p = h.open(10);
+  Connection q = h.open(11);
+  auto r = h.registry.open(12, "10.0.0.1", true);  // sheds p
+  CHECK(r.shed == 1);
+  auto s = h.registry.open(13, "10.0.0.1", true);  // p still closing: q is not shed
+  CHECK(s.refusal == ConnectionRefusal::descriptors);
+  CHECK(h.closed == std::vector<int>{10});
 }
 
 TEST_CASE("the per-address cap refuses the next connection from that address only") {
@@ -307,6 +321,11 @@ TEST_CASE("the refusal at accept is a complete 503 with Retry-After and Connecti
   const std::string per_ip = refusal_response(ConnectionRefusal::per_ip, limits);
   CHECK(per_ip.find(R"("reason":"max_connections_per_ip")") != std::string::npos);
   CHECK(per_ip.find(R"("limit":5})") != std::string::npos);
+
+  const std::string descriptors = refusal_response(ConnectionRefusal::descriptors, limits);
+  CHECK(descriptors.find(R"("reason":"descriptors")") != std::string::npos);
+  CHECK(descriptors.find("ulimit -n") != std::string::npos);
+  CHECK(descriptors.find(R"("limit":176})") != std::string::npos);
 }
 
 TEST_CASE("accept failures: one log line per episode, pauses that grow unless room was made") {
@@ -317,6 +336,7 @@ TEST_CASE("accept failures: one log line per episode, pauses that grow unless ro
   auto first = backoff.failed(t0, false);
   CHECK(first.first);
   CHECK(first.pause == AcceptBackoff::first_pause);
+  CHECK(first.pause == 50ms);
   std::chrono::milliseconds last = first.pause;
   for (int i = 0; i < 20; ++i) {
     const auto next = backoff.failed(t0 + std::chrono::milliseconds{i}, false);
@@ -326,13 +346,20 @@ TEST_CASE("accept failures: one log line per episode, pauses that grow unless ro
     last = next.pause;
   }
   CHECK(last == AcceptBackoff::longest_pause);
-  // Shedding made room: try again soon.
-  CHECK(backoff.failed(t0 + 30ms, true).pause == AcceptBackoff::first_pause);
+  // Shedding made room: try again soon; then, without room, from first_pause again.
+  CHECK(backoff.failed(t0 + 30ms, true).pause == AcceptBackoff::room_made_pause);
+  CHECK(backoff.failed(t0 + 40ms, false).pause == AcceptBackoff::first_pause);
 
-  const auto episode = backoff.succeeded(t0 + 2s);
+  // Accepts that succeed between failures (a flood, shedding) do not end the
+  // episode: no new log line until accepting has worked for `quiet`.
+  CHECK(backoff.succeeded(t0 + 50ms) == std::nullopt);
+  CHECK_FALSE(backoff.failed(t0 + 500ms, true).first);
+  CHECK(backoff.succeeded(t0 + 500ms + AcceptBackoff::quiet - 1ms) == std::nullopt);
+
+  const auto episode = backoff.succeeded(t0 + 500ms + AcceptBackoff::quiet);
   REQUIRE(episode.has_value());
-  CHECK(episode->failures == 22);
-  CHECK(episode->lasted == 2s);
+  CHECK(episode->failures == 24);
+  CHECK(episode->lasted == 500ms);  // first failure to last
   CHECK(backoff.succeeded(t0 + 3s) == std::nullopt);
   CHECK(backoff.failed(t0 + 4s, false).first);  // a new episode
 }

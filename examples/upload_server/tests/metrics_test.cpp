@@ -76,6 +76,7 @@ TEST_CASE("the connections' figures are exported with their values", "[metrics]"
   stats.accepted_total = 500;
   stats.refused_max_connections_total = 3;
   stats.refused_per_ip_total = 5;
+  stats.refused_descriptors_total = 6;
   stats.shed_total = 320;
   stats.accept_failures_total = 7;
 
@@ -90,6 +91,7 @@ TEST_CASE("the connections' figures are exported with their values", "[metrics]"
   CHECK(values.at("admit_connections_accepted_total") == "500");
   CHECK(values.at("admit_connections_refused_total{reason=\"max_connections\"}") == "3");
   CHECK(values.at("admit_connections_refused_total{reason=\"max_connections_per_ip\"}") == "5");
+  CHECK(values.at("admit_connections_refused_total{reason=\"descriptors\"}") == "6");
   CHECK(values.at("admit_connections_shed_total") == "320");
   CHECK(values.at("admit_accept_failures_total") == "7");
   CHECK(text.find("# TYPE admit_connections_shed_total counter") != std::string::npos);
