@@ -34,6 +34,7 @@ from typing import Awaitable, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
+import e2e_hostile_connections  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
@@ -62,6 +63,10 @@ CASES: dict[str, tuple[Case, float]] = {
     "http_errors": (e2e_http.http_errors, LIMIT),
     "graceful_shutdown": (e2e_lifecycle.graceful_shutdown, LIMIT),
     "shutdown_grace_expired": (e2e_lifecycle.shutdown_grace_expired, LIMIT),
+    "conn_flood": (e2e_hostile_connections.conn_flood, LIMIT),
+    "conn_flood_over_cap": (e2e_hostile_connections.conn_flood_over_cap, LIMIT),
+    "conn_max": (e2e_hostile_connections.conn_max, LIMIT),
+    "conn_per_ip": (e2e_hostile_connections.conn_per_ip, LIMIT),
 }
 
 
