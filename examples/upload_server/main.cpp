@@ -274,19 +274,29 @@ net::awaitable<void> shut_down(Server& server, tcp::acceptor& acceptor, int sign
     tick.expires_after(std::chrono::milliseconds{50});
     co_await tick.async_wait(use_tuple);
   }
+  std::size_t told = 0;
   if (server.uploads_running > 0) {
     // Out of grace: tell WebSocket clients (close 1001) and give the closes
     // a moment to go out. HTTP uploads mid-body have no way to be told.
     fmt::print("grace over: cutting off {} uploads\n", server.uploads_running);
     std::fflush(stdout);
-    server.cut_offs.run_all();
+    told = server.cut_offs.run_all();
     const auto closes_sent = std::chrono::steady_clock::now() + std::chrono::seconds{1};
     while (server.uploads_running > 0 && std::chrono::steady_clock::now() < closes_sent) {
       tick.expires_after(std::chrono::milliseconds{20});
       co_await tick.async_wait(use_tuple);
     }
   }
-  fmt::print("stopped; {} uploads cut off without a word\n", server.uploads_running);
+  // Those told may still be running (a client that does not answer the close
+  // keeps its upload until the stop), still registered: they did get a word.
+  const auto running = static_cast<std::size_t>(server.uploads_running);
+  const std::size_t silent = running - std::min(server.cut_offs.size(), running);
+  if (told == 0) {
+    fmt::print("stopped; {} uploads cut off without a word\n", silent);
+  } else {
+    fmt::print("stopped; {} uploads told the server is going away, {} cut off without a word\n",
+               told, silent);
+  }
   std::fflush(stdout);
   // Stopping destroys every connection's coroutine: sockets close, partial
   // files are removed and reservations return to the pool.

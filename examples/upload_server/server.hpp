@@ -10,6 +10,7 @@
 #include <admit/admission.hpp>
 #include <admit/pool.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -56,11 +57,16 @@ class CutOffs {
     return Registration{*this, hooks_.insert(hooks_.end(), std::move(hook))};
   }
 
-  void run_all() {
+  /// Runs every hook; returns how many (each one's client was told).
+  std::size_t run_all() {
     // A hook may end its upload, and with it the registration: run copies.
     const std::vector<Hook> hooks(hooks_.begin(), hooks_.end());
     for (const Hook& hook : hooks) hook();
+    return hooks.size();
   }
+
+  /// Hooks registered: uploads that can still be told.
+  [[nodiscard]] std::size_t size() const noexcept { return hooks_.size(); }
 
  private:
   std::list<Hook> hooks_;
@@ -92,9 +98,16 @@ struct UploadId {
 [[nodiscard]] boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId id,
                                                                     std::uint64_t declared_size);
 
-/// Logs how an admitted upload ended: "stored", or why it did not.
+/// Logs how an upload that holds no reservation ended (it left while
+/// waiting for room, say).
 void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
                     std::string_view outcome);
+
+/// Logs how an admitted upload ended: "stored", or why it did not. `held` is
+/// its reservation, still held while it logs: "in use now" is what the pool
+/// holds once it comes back, not counting it.
+void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
+                    std::string_view outcome, const admit::SlotReservation& held);
 
 /// Counts an admitted upload as running while it lives (for the shutdown).
 class RunningUpload {
