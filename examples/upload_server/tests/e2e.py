@@ -11,9 +11,9 @@ what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_admission.py and e2e_lifecycle.py; what they
-share in e2e_context.py and the support modules it names (e2e_support.py,
-e2e_server.py, e2e_clients.py, e2e_metrics.py).
+in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and
+e2e_hostile_connections.py; what they share in e2e_context.py and the support
+modules it names (e2e_support.py, e2e_server.py, e2e_clients.py, e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
 """
