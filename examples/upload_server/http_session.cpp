@@ -152,14 +152,15 @@ Reply route(Server& server, const Request& request, std::string_view path, bool 
   if (path == "/metrics" || path == "/healthz") {
     if (!get_or_head(request)) return method_not_allowed("GET, HEAD");
     if (path == "/healthz") return text_reply("ok\n", "text/plain", !has_body);
-    return text_reply(prometheus_text(server.pool.stats()), "text/plain; version=0.0.4", !has_body);
+    return text_reply(metrics_text(server), "text/plain; version=0.0.4", !has_body);
   }
   return not_found();
 }
 
 }  // namespace
 
-net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
+net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket,
+                                Connection connection) {
   beast::tcp_stream stream{std::move(socket)};
   beast::flat_buffer buffer{max_head_bytes};  // its maximum size: a head never grows it further
   for (bool first_request = true;; first_request = false) {
@@ -204,19 +205,25 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket) {
       }
       co_return;
     }
-
     const Request& request = parser.get();
     const std::string_view path = path_of(request.target());
     const bool has_body = parser.chunked() || parser.content_length().value_or(0) > 0;
+    const bool target_fits = request.target().size() <= max_target_length;
+
+    if (target_fits && path == "/ws/upload" && beast::websocket::is_upgrade(request)) {
+      co_await serve_websocket(server, std::move(stream), parser.release(), std::move(buffer),
+                               connection);
+      co_return;
+    }
+    // A complete request: not shed from here until the loop comes round again
+    // (a WebSocket is busy only once its first message is in).
+    const Connection::Busy in_request = connection.busy();
 
     Reply reply;
-    if (request.target().size() > max_target_length) {
+    if (!target_fits) {
       log_line(fmt::format("http: {} sent a {}-byte target; answered 414\n", peer_of(stream),
                            request.target().size()));
       reply = target_too_long();
-    } else if (path == "/ws/upload" && beast::websocket::is_upgrade(request)) {
-      co_await serve_websocket(server, std::move(stream), parser.release(), std::move(buffer));
-      co_return;
     } else if (path == "/api/v1/upload" && request.method() == http::verb::post) {
       std::optional<Reply> answer = co_await serve_upload(server, stream, buffer, parser);
       if (!answer) co_return;

@@ -7,6 +7,13 @@
 // uploads are I/O bound, and one thread keeps the example free of locks.
 // SIGINT or SIGTERM: stop accepting, close the pool (waiters and new requests
 // are refused with `closed`), let running uploads finish for up to --grace.
+//
+// The accept loop applies the connection limits (connection_limits.hpp): a
+// connection over --max-connections (none waiting to shed) or
+// --max-connections-per-ip is answered 503 at once and closed; at the cap, or
+// when descriptors run short, the longest-waiting connection (no complete
+// request yet) is closed to make room; accept() failing for want of
+// descriptors sheds too, and backs off, logging once per episode.
 #include <fmt/format.h>
 #include <admit/config.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -17,15 +24,26 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <sys/resource.h>  // getrlimit(RLIMIT_NOFILE)
+#include <sys/socket.h>    // shutdown(2), to shed a connection
+
+#include <algorithm>
+#include <array>
+#include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <limits>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
 
+#include "connection_limits.hpp"
 #include "http_session.hpp"
 #include "options.hpp"
 #include "server.hpp"
@@ -48,19 +66,198 @@ void log_failure(std::exception_ptr failure) {
   }
 }
 
-net::awaitable<void> accept_connections(Server& server, tcp::acceptor& acceptor) {
+using Clock = std::chrono::steady_clock;
+using upload_server::ConnectionRefusal;
+
+// Connections shed per failed accept() for want of descriptors: a few, as
+// nginx drains up to 32 reusable connections when it runs out.
+constexpr std::uint32_t shed_per_failed_accept = 16;
+
+std::string human(Clock::duration d) {
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return ms < 1000 ? fmt::format("{} ms", ms)
+                   : fmt::format("{:.1f} s", static_cast<double>(ms) / 1000.0);
+}
+
+/// The descriptor limit in force (RLIMIT_NOFILE's soft limit, ulimit -n).
+std::uint64_t descriptor_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) {
+    return std::numeric_limits<std::uint64_t>::max();
+  }
+  return limit.rlim_cur;
+}
+
+/// What the accept loop needs besides the server: the figures fixed at start.
+struct Listener {
+  tcp::acceptor& acceptor;
+  std::uint64_t nofile;     // the descriptor limit
+  std::uint64_t spare;      // descriptors kept free for files and the process
+  std::string refused_max;  // the whole 503 answers, built once
+  std::string refused_per_ip;
+  std::string refused_descriptors;
+};
+
+// Sheds and refusals come in floods: the first is logged at once, the rest in
+// one line per second at most, with the counts since the previous line (the
+// exact totals are on /metrics).
+class ConnectionLog {
+ public:
+  ConnectionLog(const Server& server, const net::any_io_executor& executor)
+      : server_{server}, timer_{executor} {}
+  ConnectionLog(const ConnectionLog&) = delete;
+  ConnectionLog& operator=(const ConnectionLog&) = delete;
+  // The timer's handler then runs with operation_aborted, touching nothing.
+  ~ConnectionLog() = default;
+
+  void note(std::uint32_t shed, ConnectionRefusal refusal) {
+    shed_ += shed;
+    refused_max_ += refusal == ConnectionRefusal::max_connections ? 1 : 0;
+    refused_per_ip_ += refusal == ConnectionRefusal::per_ip ? 1 : 0;
+    refused_descriptors_ += refusal == ConnectionRefusal::descriptors ? 1 : 0;
+    if (pending_) return;  // the timer logs it
+    const auto now = Clock::now();
+    if (!last_ || now - *last_ >= interval) {
+      write(now);
+      return;
+    }
+    pending_ = true;
+    timer_.expires_at(*last_ + interval);
+    timer_.async_wait([this](const boost::system::error_code& ec) {
+      if (ec) return;  // cancelled: `this` may be gone
+      pending_ = false;
+      write(Clock::now());
+    });
+  }
+
+ private:
+  static constexpr std::chrono::seconds interval{1};
+
+  void write(Clock::time_point now) {
+    const auto stats = server_.connections.stats();
+    std::string refused =
+        fmt::format("{} refused (at most {} open)", refused_max_, stats.max_connections);
+    if (stats.max_per_ip != 0) {
+      refused +=
+          fmt::format(", {} refused (at most {} per address)", refused_per_ip_, stats.max_per_ip);
+    }
+    if (refused_descriptors_ != 0) {
+      refused +=
+          fmt::format(", {} refused (descriptors short, none waiting)", refused_descriptors_);
+    }
+    fmt::print(
+        "connections: {} shed (no complete request yet, longest-waiting first), {}{}; open now "
+        "{}, {} waiting (the longest for {})\n",
+        shed_, refused, last_ ? fmt::format(" in the last {}", human(now - *last_)) : "",
+        stats.open, stats.waiting, human(server_.connections.longest_wait(now)));
+    std::fflush(stdout);
+    last_ = now;
+    shed_ = refused_max_ = refused_per_ip_ = refused_descriptors_ = 0;
+  }
+
+  const Server& server_;
+  net::steady_timer timer_;
+  bool pending_ = false;
+  std::optional<Clock::time_point> last_;
+  std::uint64_t shed_ = 0;
+  std::uint64_t refused_max_ = 0;
+  std::uint64_t refused_per_ip_ = 0;
+  std::uint64_t refused_descriptors_ = 0;
+};
+
+// A refused connection gets its whole answer at once, without a coroutine or a
+// timer: it must give its descriptor back now, since running short of them is
+// the usual reason it is refused. A fresh socket's send buffer takes the few
+// hundred bytes whole; FIN follows them. What the client already sent is read
+// and dropped first, so that the close does not turn into a reset that could
+// destroy the answer before the client reads it.
+void refuse_at_accept(tcp::socket& socket, std::string_view answer) {
+  boost::system::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.send(net::buffer(answer), 0, ignored);
+  socket.shutdown(tcp::socket::shutdown_send, ignored);
+  std::array<char, 4096> discard;
+  for (int reads = 0; reads < 16; ++reads) {  // at most 64 KiB, never blocking
+    boost::system::error_code ec;
+    if (socket.receive(net::buffer(discard), 0, ec) == 0 || ec) break;
+  }
+  socket.close(ignored);
+}
+
+// The address a connection counts against for --max-connections-per-ip: an
+// IPv4 client on a dual-stack socket counts as its IPv4 address.
+std::string peer_address(const net::ip::address& address) {
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return net::ip::make_address_v4(net::ip::v4_mapped, address.to_v6()).to_string();
+  }
+  return address.to_string();
+}
+
+void open_connection(Server& server, const Listener& listener, ConnectionLog& log,
+                     tcp::socket socket) {
+  boost::system::error_code ec;
+  const tcp::endpoint peer = socket.remote_endpoint(ec);
+  if (ec) return;  // reset before it was looked at: nobody to answer
+  // Descriptors are numbered lowest free first: this one's number is how many
+  // others are open.
+  const int handle = socket.native_handle();
+  const bool descriptors_short =
+      static_cast<std::uint64_t>(handle) + listener.spare >= listener.nofile;
+  auto opened = server.connections.open(handle, peer_address(peer.address()), descriptors_short);
+  if (opened.refusal != ConnectionRefusal::none || opened.shed != 0) {
+    log.note(opened.shed, opened.refusal);
+  }
+  if (opened.refusal != ConnectionRefusal::none) {
+    const std::string& answer =
+        opened.refusal == ConnectionRefusal::per_ip        ? listener.refused_per_ip
+        : opened.refusal == ConnectionRefusal::descriptors ? listener.refused_descriptors
+                                                           : listener.refused_max;
+    refuse_at_accept(socket, answer);
+    return;
+  }
+  const auto executor = socket.get_executor();
+  net::co_spawn(executor,
+                upload_server::serve_http(server, std::move(socket), std::move(opened.connection)),
+                log_failure);
+}
+
+net::awaitable<void> accept_connections(Server& server, Listener listener) {
   const auto executor = co_await net::this_coro::executor;
-  while (acceptor.is_open()) {
-    auto [ec, socket] = co_await acceptor.async_accept(use_tuple);
+  upload_server::AcceptBackoff backoff;
+  ConnectionLog log{server, executor};
+  net::steady_timer pause{executor};
+  while (listener.acceptor.is_open()) {
+    auto [ec, socket] = co_await listener.acceptor.async_accept(use_tuple);
     if (ec == net::error::operation_aborted) break;  // closed for shutdown
     if (ec) {
-      // Out of descriptors, say: back off instead of spinning.
-      fmt::print(stderr, "accept failed: {}\n", ec.message());
-      net::steady_timer pause{executor, std::chrono::milliseconds{100}};
+      server.connections.count_accept_failure();
+      const bool system_error = ec.category() == boost::system::system_category();
+      if (system_error && upload_server::connection_error(ec.value())) continue;  // its own trouble
+      // Out of descriptors, say: make room by shedding waiting connections (their
+      // descriptors come back as their coroutines end), and pause instead of
+      // spinning. One log line for the whole episode.
+      const std::uint32_t shed = system_error && upload_server::out_of_resources(ec.value())
+                                     ? server.connections.shed_waiting(shed_per_failed_accept)
+                                     : 0;
+      const auto failure = backoff.failed(Clock::now(), shed != 0);
+      if (failure.first) {
+        const auto stats = server.connections.stats();
+        fmt::print(stderr,
+                   "accept failed: {} ({} connections open, {} waiting); shed {} waiting "
+                   "connections, pausing {} ms and longer; not logged again until accepting "
+                   "has worked for {} s\n",
+                   ec.message(), stats.open, stats.waiting, shed, failure.pause.count(),
+                   upload_server::AcceptBackoff::quiet.count());
+      }
+      pause.expires_after(failure.pause);
       co_await pause.async_wait(use_tuple);
       continue;
     }
-    net::co_spawn(executor, upload_server::serve_http(server, std::move(socket)), log_failure);
+    if (const auto episode = backoff.succeeded(Clock::now())) {
+      fmt::print(stderr, "accepting again after {} failed accepts over {}\n", episode->failures,
+                 human(episode->lasted));
+    }
+    open_connection(server, listener, log, std::move(socket));
   }
 }
 
@@ -79,21 +276,24 @@ net::awaitable<void> shut_down(Server& server, tcp::acceptor& acceptor, int sign
     tick.expires_after(std::chrono::milliseconds{50});
     co_await tick.async_wait(use_tuple);
   }
+  std::size_t told = 0;
   if (server.uploads_running > 0) {
     // Out of grace: tell WebSocket clients (close 1001) and give the closes
     // a moment to go out. HTTP uploads mid-body have no way to be told.
     fmt::print("grace over: cutting off {} uploads\n", server.uploads_running);
     std::fflush(stdout);
-    server.cut_offs.run_all();
+    told = server.cut_offs.run_all();
     const auto closes_sent = std::chrono::steady_clock::now() + std::chrono::seconds{1};
     while (server.uploads_running > 0 && std::chrono::steady_clock::now() < closes_sent) {
       tick.expires_after(std::chrono::milliseconds{20});
       co_await tick.async_wait(use_tuple);
     }
   }
-  // A WebSocket upload sent 1001 may still wait for its client's answer.
-  fmt::print("stopped; {} uploads cut off without a word\n",
-             server.uploads_running - server.uploads_told);
+  // A WebSocket upload sent 1001 may still wait for its client's answer:
+  // it had its word (Server::uploads_told).
+  const int silent = server.uploads_running - server.uploads_told;
+  fmt::print("stopped; {} uploads cut off without a word{}\n", silent,
+             told == 0 ? std::string{} : fmt::format(", {} told the server is going away", told));
   std::fflush(stdout);
   // Stopping destroys every connection's coroutine: sockets close, partial
   // files are removed and reservations return to the pool.
@@ -123,7 +323,43 @@ int run(const upload_server::Options& options) {
   // server, so both must still exist.
   upload_server::Pool pool{
       admit::PoolConfig{.memory_budget = options.budget, .slots = options.slots}, options.policy};
-  Server server{.options = options, .pool = pool, .cut_offs = {}};
+
+  // --max-connections 0: what the descriptor limit leaves after the reserve.
+  const std::uint64_t nofile = descriptor_limit();
+  const std::uint64_t reserve = upload_server::descriptor_reserve(options.slots);
+  std::uint32_t max_connections = options.max_connections;
+  std::string derived_from;
+  if (max_connections == 0) {
+    const auto derived = upload_server::default_max_connections(nofile, options.slots);
+    if (!derived) {
+      fmt::print(stderr,
+                 "--max-connections: the descriptor limit (ulimit -n {}) leaves fewer than 16 "
+                 "connections after the {} descriptors kept for the process and {} slots; raise "
+                 "ulimit -n, lower --slots or set --max-connections\n",
+                 nofile, reserve, options.slots);
+      return 1;
+    }
+    max_connections = *derived;
+    derived_from =
+        fmt::format(" (ulimit -n {} less {} kept for files and the process)", nofile, reserve);
+  } else if (nofile < std::numeric_limits<std::uint64_t>::max() &&
+             max_connections > nofile - std::min(nofile, reserve)) {
+    fmt::print(stderr,
+               "warning: --max-connections {} is more than ulimit -n {} allows after {} "
+               "descriptors kept for files and the process; out of descriptors first, the "
+               "server sheds waiting connections and pauses accepting\n",
+               max_connections, nofile, reserve);
+  }
+  const upload_server::ConnectionLimits limits{.max_connections = max_connections,
+                                               .max_per_ip = options.max_connections_per_ip};
+  // Shedding ends a connection's reading side: its coroutine's pending read
+  // ends (end of stream), the coroutine ends and closes the socket. The
+  // descriptor stays the connection's until then, so the number is never
+  // closed twice or under someone else (and a session that wants to may still
+  // answer, having seen Connection::shed()).
+  upload_server::ConnectionRegistry connections{limits,
+                                                [](int handle) { ::shutdown(handle, SHUT_RD); }};
+  Server server{.options = options, .pool = pool, .connections = connections, .cut_offs = {}};
   net::io_context io{1};
   tcp::acceptor acceptor{io};
   boost::system::error_code ec;
@@ -141,10 +377,21 @@ int run(const upload_server::Options& options) {
   fmt::print("policy {}, budget {} bytes, {} slots, wait {} ms, admission {}\n",
              options.policy.name(), options.budget, options.slots, options.wait.count(),
              options.admission ? "on" : "off");
+  fmt::print("connections: at most {}{}, {} per address\n", max_connections, derived_from,
+             limits.max_per_ip == 0 ? std::string{"any number"}
+                                    : fmt::format("at most {}", limits.max_per_ip));
   fmt::print("listening on {}:{}\n", local.address().to_string(), local.port());
   std::fflush(stdout);
 
-  net::co_spawn(io, accept_connections(server, acceptor), log_failure);
+  Listener listener{
+      .acceptor = acceptor,
+      .nofile = nofile,
+      .spare = upload_server::descriptor_spare(options.slots),
+      .refused_max = upload_server::refusal_response(ConnectionRefusal::max_connections, limits),
+      .refused_per_ip = upload_server::refusal_response(ConnectionRefusal::per_ip, limits),
+      .refused_descriptors =
+          upload_server::refusal_response(ConnectionRefusal::descriptors, limits)};
+  net::co_spawn(io, accept_connections(server, std::move(listener)), log_failure);
   net::signal_set signals{io, SIGINT, SIGTERM};
   signals.async_wait([&](const boost::system::error_code& error, int signal) {
     if (!error) net::co_spawn(io, shut_down(server, acceptor, signal), log_failure);

@@ -4,6 +4,7 @@
 #include <admit/rejection.hpp>
 
 #include <iterator>
+#include <utility>
 
 namespace upload_server {
 
@@ -38,6 +39,44 @@ std::string prometheus_text(const admit::Stats& stats) {
     fmt::format_to(std::back_inserter(out), "admit_rejected_total{{reason=\"{}\"}} {}\n",
                    admit::to_string(reason), stats.rejected[reason]);
   }
+  return out;
+}
+
+std::string prometheus_text(const ConnectionStats& stats) {
+  std::string out;
+  metric(out, "admit_connections_open", "gauge",
+         "Open client connections (descriptors they hold, closing ones included).", stats.open);
+  metric(out, "admit_connections_limit", "gauge", "The --max-connections in force.",
+         stats.max_connections);
+
+  out +=
+      "# HELP admit_connections_in_phase Open connections by phase (waiting: no complete "
+      "request yet, or idle between requests; these are shed first).\n";
+  out += "# TYPE admit_connections_in_phase gauge\n";
+  for (const auto& [phase, count] : {std::pair{ConnectionPhase::waiting, stats.waiting},
+                                     std::pair{ConnectionPhase::in_request, stats.in_request},
+                                     std::pair{ConnectionPhase::uploading, stats.uploading},
+                                     std::pair{ConnectionPhase::closing, stats.closing}}) {
+    fmt::format_to(std::back_inserter(out), "admit_connections_in_phase{{phase=\"{}\"}} {}\n",
+                   to_string(phase), count);
+  }
+
+  metric(out, "admit_connections_accepted_total", "counter",
+         "Connections accepted and served since start.", stats.accepted_total);
+  out += "# HELP admit_connections_refused_total Connections answered 503 at accept, by limit.\n";
+  out += "# TYPE admit_connections_refused_total counter\n";
+  fmt::format_to(std::back_inserter(out), "admit_connections_refused_total{{reason=\"{}\"}} {}\n",
+                 to_string(ConnectionRefusal::max_connections),
+                 stats.refused_max_connections_total);
+  fmt::format_to(std::back_inserter(out), "admit_connections_refused_total{{reason=\"{}\"}} {}\n",
+                 to_string(ConnectionRefusal::per_ip), stats.refused_per_ip_total);
+  fmt::format_to(std::back_inserter(out), "admit_connections_refused_total{{reason=\"{}\"}} {}\n",
+                 to_string(ConnectionRefusal::descriptors), stats.refused_descriptors_total);
+  metric(out, "admit_connections_shed_total", "counter",
+         "Waiting connections closed to make room, oldest first.", stats.shed_total);
+  metric(out, "admit_accept_failures_total", "counter",
+         "accept() failures (EMFILE and others); each backs off instead of spinning.",
+         stats.accept_failures_total);
   return out;
 }
 

@@ -5,7 +5,10 @@
 #include <admit/fmt.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cstdio>
+
+#include "metrics.hpp"
 
 namespace upload_server {
 
@@ -61,13 +64,34 @@ boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId i
   co_return admission;
 }
 
-void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
-                    std::string_view outcome) {
+namespace {
+
+void log_end(const Server& server, UploadId id, std::uint64_t bytes, std::string_view outcome,
+             std::uint64_t held_bytes, std::uint32_t held_slots) {
   const auto stats = server.pool.stats();
+  const std::uint64_t in_use = stats.bytes_in_use - std::min(held_bytes, stats.bytes_in_use);
+  const std::uint32_t slots = stats.slots_in_use - std::min(held_slots, stats.slots_in_use);
   log_line(fmt::format("{}#{} ended bytes={} ({}) outcome={}; in use now {} of {}, slots {}/{}\n",
                        id.protocol, id.number, bytes, admit::ByteSize{bytes}, outcome,
-                       admit::ByteSize{stats.bytes_in_use}, admit::ByteSize{stats.memory_budget},
-                       stats.slots_in_use, stats.slots));
+                       admit::ByteSize{in_use}, admit::ByteSize{stats.memory_budget}, slots,
+                       stats.slots));
+}
+
+}  // namespace
+
+void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
+                    std::string_view outcome) {
+  log_end(server, id, bytes, outcome, 0, 0);
+}
+
+void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
+                    std::string_view outcome, const admit::SlotReservation& held) {
+  // An empty reservation (--admission off) holds neither bytes nor a slot.
+  log_end(server, id, bytes, outcome, held.bytes(), held ? 1 : 0);
+}
+
+std::string metrics_text(const Server& server) {
+  return prometheus_text(server.pool.stats()) + prometheus_text(server.connections.stats());
 }
 
 }  // namespace upload_server

@@ -10,13 +10,16 @@
 #include <admit/admission.hpp>
 #include <admit/pool.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "any_policy.hpp"
+#include "connection_limits.hpp"
 #include "options.hpp"
 
 namespace upload_server {
@@ -54,11 +57,16 @@ class CutOffs {
     return Registration{*this, hooks_.insert(hooks_.end(), std::move(hook))};
   }
 
-  void run_all() {
+  /// Runs every hook; returns how many (each one's client was told).
+  std::size_t run_all() {
     // A hook may end its upload, and with it the registration: run copies.
     const std::vector<Hook> hooks(hooks_.begin(), hooks_.end());
     for (const Hook& hook : hooks) hook();
+    return hooks.size();
   }
+
+  /// Hooks registered: uploads that can still be told.
+  [[nodiscard]] std::size_t size() const noexcept { return hooks_.size(); }
 
  private:
   std::list<Hook> hooks_;
@@ -67,11 +75,16 @@ class CutOffs {
 struct Server {
   const Options& options;
   Pool& pool;
+  ConnectionRegistry& connections;  // every open connection and its phase
   std::uint64_t next_upload_id = 1;
   int uploads_running = 0;  // admitted and not finished; read by the shutdown
   int uploads_told = 0;     // of those, the ones whose client has had its answer (a close)
   CutOffs cut_offs;
 };
+
+/// The body of GET /metrics: the pool's figures and the connections'
+/// (metrics.hpp).
+[[nodiscard]] std::string metrics_text(const Server& server);
 
 /// Names an upload in the log: "http#12", "ws#3".
 struct UploadId {
@@ -86,9 +99,16 @@ struct UploadId {
 [[nodiscard]] boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId id,
                                                                     std::uint64_t declared_size);
 
-/// Logs how an admitted upload ended: "stored", or why it did not.
+/// Logs how an upload that holds no reservation ended (it left while
+/// waiting for room, say).
 void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
                     std::string_view outcome);
+
+/// Logs how an admitted upload ended: "stored", or why it did not. `held` is
+/// its reservation, still held while it logs: "in use now" is what the pool
+/// holds once it comes back, not counting it.
+void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
+                    std::string_view outcome, const admit::SlotReservation& held);
 
 /// Counts an admitted upload as running while it lives (for the shutdown).
 class RunningUpload {

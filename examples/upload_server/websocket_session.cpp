@@ -175,7 +175,7 @@ net::awaitable<Interruption> client_interrupts(WebSocket& ws) {
 
 net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
                                      beast::http::request<beast::http::buffer_body> upgrade,
-                                     beast::flat_buffer preread) {
+                                     beast::flat_buffer preread, Connection& connection) {
   stream.expires_never();  // the WebSocket's timeouts and ours take over
   WebSocket ws{std::move(stream), std::move(preread)};
   // Beast's idle timeout (300 s, pinging at half) is only a backstop: the
@@ -193,6 +193,7 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
   const UploadId id{"ws", server.next_upload_id++};
   const std::optional<UploadRequest> request = co_await read_request(server, ws, id);
   if (!request) co_return;
+  const Connection::Busy in_request = connection.busy();  // a complete request: not shed
 
   // One body limit for every upload path, before admission is even asked.
   if (const std::optional<OverBodyLimit> over = check_body_limit(server.options, request->size)) {

@@ -32,10 +32,11 @@
 namespace upload_server {
 
 /// Takes over a connection whose upgrade request has been read; `preread`
-/// holds what was read past the request (the start of the WebSocket data).
+/// holds what was read past the request (the start of the WebSocket data);
+/// `connection` counts as waiting (may be shed) until the first message is in.
 [[nodiscard]] boost::asio::awaitable<void> serve_websocket(
     Server& server, boost::beast::tcp_stream stream,
     boost::beast::http::request<boost::beast::http::buffer_body> upgrade,
-    boost::beast::flat_buffer preread);
+    boost::beast::flat_buffer preread, Connection& connection);
 
 }  // namespace upload_server

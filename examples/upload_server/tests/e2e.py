@@ -13,10 +13,10 @@ a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
 in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and, for hostile
-clients, e2e_hostile_http.py, e2e_hostile_storage.py, e2e_hostile_ws.py and
-e2e_hostile_ws_request.py (WebSocket clients after and before "ready"); what they share
-in e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
-e2e_clients.py, e2e_metrics.py).
+clients, e2e_hostile_http.py, e2e_hostile_storage.py, e2e_hostile_ws.py,
+e2e_hostile_ws_request.py (WebSocket clients after and before "ready") and
+e2e_hostile_connections.py; what they share in e2e_context.py and the support modules
+it names (e2e_support.py, e2e_server.py, e2e_clients.py, e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
 """
@@ -41,6 +41,7 @@ import e2e_hostile_http  # noqa: E402
 import e2e_hostile_storage  # noqa: E402
 import e2e_hostile_ws  # noqa: E402
 import e2e_hostile_ws_request  # noqa: E402
+import e2e_hostile_connections  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_websocket  # noqa: E402
@@ -91,6 +92,10 @@ CASES: dict[str, tuple[Case, float]] = {
     "hostile_ws_upgrade_leftover": (e2e_hostile_ws_request.hostile_ws_upgrade_leftover, LIMIT),
     "hostile_ws_close_unanswered": (e2e_hostile_ws.hostile_ws_close_unanswered, LIMIT),
     "hostile_ws_shutdown_told": (e2e_hostile_ws.hostile_ws_shutdown_told, LIMIT),
+    "conn_flood": (e2e_hostile_connections.conn_flood, LIMIT),
+    "conn_flood_over_cap": (e2e_hostile_connections.conn_flood_over_cap, LIMIT),
+    "conn_max": (e2e_hostile_connections.conn_max, LIMIT),
+    "conn_per_ip": (e2e_hostile_connections.conn_per_ip, LIMIT),
 }
 
 

@@ -64,3 +64,36 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   CHECK(text.find("# TYPE admit_double_releases_total counter") != std::string::npos);
   CHECK(text.find("# TYPE admit_bytes_in_use gauge") != std::string::npos);
 }
+
+TEST_CASE("the connections' figures are exported with their values", "[metrics]") {
+  upload_server::ConnectionStats stats;
+  stats.max_connections = 176;
+  stats.open = 9;
+  stats.waiting = 4;
+  stats.in_request = 2;
+  stats.uploading = 1;
+  stats.closing = 2;
+  stats.accepted_total = 500;
+  stats.refused_max_connections_total = 3;
+  stats.refused_per_ip_total = 5;
+  stats.refused_descriptors_total = 6;
+  stats.shed_total = 320;
+  stats.accept_failures_total = 7;
+
+  const auto text = upload_server::prometheus_text(stats);
+  const auto values = samples(text);
+  CHECK(values.at("admit_connections_open") == "9");
+  CHECK(values.at("admit_connections_limit") == "176");
+  CHECK(values.at("admit_connections_in_phase{phase=\"waiting\"}") == "4");
+  CHECK(values.at("admit_connections_in_phase{phase=\"in_request\"}") == "2");
+  CHECK(values.at("admit_connections_in_phase{phase=\"uploading\"}") == "1");
+  CHECK(values.at("admit_connections_in_phase{phase=\"closing\"}") == "2");
+  CHECK(values.at("admit_connections_accepted_total") == "500");
+  CHECK(values.at("admit_connections_refused_total{reason=\"max_connections\"}") == "3");
+  CHECK(values.at("admit_connections_refused_total{reason=\"max_connections_per_ip\"}") == "5");
+  CHECK(values.at("admit_connections_refused_total{reason=\"descriptors\"}") == "6");
+  CHECK(values.at("admit_connections_shed_total") == "320");
+  CHECK(values.at("admit_accept_failures_total") == "7");
+  CHECK(text.find("# TYPE admit_connections_shed_total counter") != std::string::npos);
+  CHECK(text.find("# TYPE admit_connections_open gauge") != std::string::npos);
+}
