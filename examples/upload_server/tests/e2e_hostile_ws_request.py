@@ -50,7 +50,7 @@ async def hostile_ws_max_body(ctx: Ctx) -> None:
     m = await ctx.wait_idle()
     check(m["admit_admitted_total"] == 0 and all(m.rejected(r) == 0 for r in REASONS),
           f"expected the pool never asked (nothing admitted or refused), got {m.summary()}")
-    await wait_log(ctx, "max_body", 4)
+    await wait_log(ctx, "refused: max_body", 4)
     code = server.stop()
     check(code == 0, f"expected the first server to exit 0 on SIGTERM, got {code}")
 

@@ -203,6 +203,11 @@ TEST_CASE("a multipart body that fails leaves no file at all", "[upload_body][er
     CHECK(upload.files() == UploadBody::max_files);
   }
   SECTION("the second file cannot be committed: the first is taken back") {
+    // Hidden partial files, so that one can be made to vanish.
+    upload_server::set_storage_mode({.unnamed_files = false});
+    struct RestoreMode {
+      ~RestoreMode() { upload_server::set_storage_mode({}); }
+    } restore_mode;
     UploadBody upload{dir.path(), "xyz", ""};
     REQUIRE(feed(upload, two_files));
     REQUIRE(upload.finish());
