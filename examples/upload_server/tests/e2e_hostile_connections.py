@@ -1,4 +1,4 @@
-"""Cases of hostile connections (issue 10, item 3): floods of silent sockets under a
+"""Cases of hostile connections: floods of silent sockets under a
 low descriptor limit, and the --max-connections and --max-connections-per-ip caps.
 
 A connection costs its client nothing and the server a descriptor: the server must

@@ -1,6 +1,7 @@
-"""Cases of hostile and unusual HTTP clients (issue 10): slow, idle and dripping
+"""Cases of hostile and unusual HTTP clients: slow, idle and dripping
 bodies against the progress deadlines, a stalled request head, several file
-parts, encoded names, item 11's status codes and the one body limit.
+parts, encoded names, the status codes (426, 405 with Allow, 431, 414) and the one body
+limit.
 
 Every raw client here is one socket, bounded in bytes and in time; each case
 ends with /metrics showing nothing in use."""

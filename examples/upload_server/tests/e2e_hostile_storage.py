@@ -1,4 +1,4 @@
-"""Cases of clients that go after the storage directory (issue 10): a server killed
+"""Cases of clients that go after the storage directory: a server killed
 mid-upload must leave no partial file, one name uploaded 1,005 times must be stored
 1,005 times, and an upload that cannot fit on the disk must be refused before its
 body (507 over HTTP, close 1011 over WebSocket).

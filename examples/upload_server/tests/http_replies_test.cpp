@@ -36,8 +36,7 @@ void check_error(const Reply& reply, http::status status, std::string_view error
 
 }  // namespace
 
-TEST_CASE("the status codes of item 11: 405 with Allow, 414, 426 with Upgrade, 431",
-          "[http_replies]") {
+TEST_CASE("status codes: 405 with Allow, 414, 426 with Upgrade, 431", "[http_replies]") {
   Reply reply = upload_server::method_not_allowed("GET, HEAD");
   check_error(reply, http::status::method_not_allowed, "method_not_allowed");
   CHECK(reply.allow == "GET, HEAD");

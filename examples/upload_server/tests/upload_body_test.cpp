@@ -2,68 +2,23 @@
 // per file part, and either every file is stored or none is.
 #include "upload_body.hpp"
 
-#include <stdlib.h>
-
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <system_error>
 #include <vector>
 
 #include "catch.hpp"
-#include "sha256.hpp"
+#include "storage_test_support.hpp"
 
 namespace fs = std::filesystem;
 using upload_server::Stored;
 using upload_server::UploadBody;
 using Failure = UploadBody::Failure;
+using storage_test::sha256_of;
+using storage_test::TempDir;
 
 namespace {
-
-// A fresh directory, removed with everything in it at scope exit.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "upload_body_test.XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) {
-      throw std::system_error{errno, std::system_category()};
-    }
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    fs::remove_all(path_, ignored);
-  }
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
-  /// Every entry's name, hidden ones (temporary files) included, sorted.
-  [[nodiscard]] std::vector<std::string> entries() const {
-    std::vector<std::string> names;
-    for (const fs::directory_entry& entry : fs::directory_iterator{path_}) {
-      names.push_back(entry.path().filename().string());
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
-  [[nodiscard]] std::string read(const std::string& name) const {
-    std::ifstream in{path_ / name, std::ios::binary};
-    return {std::istreambuf_iterator<char>{in}, std::istreambuf_iterator<char>{}};
-  }
-
- private:
-  fs::path path_;
-};
-
-std::string sha256_of(std::string_view data) {
-  upload_server::Sha256 sha;
-  sha.update(data);
-  return sha.hex_digest();
-}
 
 struct FilePart {
   std::string disposition;  // the Content-Disposition parameters after "form-data"
@@ -204,10 +159,7 @@ TEST_CASE("a multipart body that fails leaves no file at all", "[upload_body][er
   }
   SECTION("the second file cannot be committed: the first is taken back") {
     // Hidden partial files, so that one can be made to vanish.
-    upload_server::set_storage_mode({.unnamed_files = false});
-    struct RestoreMode {
-      ~RestoreMode() { upload_server::set_storage_mode({}); }
-    } restore_mode;
+    const storage_test::ModeGuard hidden_files{{.unnamed_files = false}};
     UploadBody upload{dir.path(), "xyz", ""};
     REQUIRE(feed(upload, two_files));
     REQUIRE(upload.finish());
