@@ -309,10 +309,10 @@ int run(const upload_server::Options& options) {
   }
   // Removes what a crash left behind and says what the filesystem supports.
   // UPLOAD_SERVER_PARTIAL_FILES=hidden forces the fallback to .part files (tests).
+  upload_server::StorageMode mode{.sync_commits = options.fsync};
   const char* partial = std::getenv("UPLOAD_SERVER_PARTIAL_FILES");
-  if (partial != nullptr && std::string_view{partial} == "hidden") {
-    upload_server::set_storage_mode({.unnamed_files = false});
-  }
+  if (partial != nullptr && std::string_view{partial} == "hidden") mode.unnamed_files = false;
+  upload_server::set_storage_mode(mode);
   const upload_server::StorageReport storage = upload_server::prepare_storage(options.dir);
   fmt::print(storage.error ? stderr : stdout, "{}\n",
              upload_server::describe(storage, options.dir));

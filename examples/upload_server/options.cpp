@@ -60,7 +60,7 @@ struct Flag {
   void (*apply)(Options&, std::string_view value);
 };
 
-constexpr std::array<Flag, 17> flags{{
+constexpr std::array<Flag, 18> flags{{
     {"--host", true,
      [](Options& o, std::string_view v) {
        if (v.empty()) reject("a host name or address", v);
@@ -92,6 +92,11 @@ constexpr std::array<Flag, 17> flags{{
      [](Options& o, std::string_view v) {
        if (v != "on" && v != "off") reject("on or off", v);
        o.admission = v == "on";
+     }},
+    {"--fsync", true,
+     [](Options& o, std::string_view v) {
+       if (v != "on" && v != "off") reject("on or off", v);
+       o.fsync = v == "on";
      }},
     {"--grace", true, [](Options& o, std::string_view v) { o.grace = parse_duration(v); }},
     {"--body-timeout", true,
@@ -174,6 +179,9 @@ An HTTP and WebSocket upload server whose uploads are admitted by admit.
   --wait DURATION      how long an upload may wait for room (default 0: refuse)
   --max-body SIZE      largest upload accepted (default 64GiB)
   --admission on|off   off admits every upload, to compare (default on)
+  --fsync on|off       off stores uploads without waiting for the disk (fsync):
+                       faster, but a power loss soon after may lose an upload
+                       already answered 201, as with nginx (default on)
   --grace DURATION     how long running uploads may finish on shutdown (default 30s)
 
 Slow, idle and hostile clients:

@@ -71,13 +71,17 @@ inline constexpr std::size_t max_file_name_length = 128;
 
 // --- The storage directory ---------------------------------------------------
 
-/// What storage may use where the filesystem supports it. Both are on by
+/// What storage may use where the filesystem supports it. All are on by
 /// default; turning one off forces its fallback, for tests of the fallbacks
 /// and for a filesystem whose O_TMPFILE or fallocate misbehaves. Process-wide;
 /// set it before the first upload.
 struct StorageMode {
   bool unnamed_files = true;  ///< O_TMPFILE; off: hidden ".part" files
   bool preallocate = true;    ///< fallocate(2); off: the space is counted, not held
+  /// fsync(2) of the file and the directory at commit; off (--fsync off):
+  /// a committed upload is complete for every reader, but only the kernel's
+  /// writeback takes it to the disk, so a power loss may still lose it.
+  bool sync_commits = true;
 };
 void set_storage_mode(StorageMode mode) noexcept;
 [[nodiscard]] StorageMode storage_mode() noexcept;
@@ -200,7 +204,8 @@ class UploadFile {
   /// it too. Further writes are no longer covered by a hold.
   [[nodiscard]] std::error_code release_unwritten();
 
-  /// Flushes the file to disk and makes it visible under planned_name(), or
+  /// Flushes the file to disk (unless storage_mode().sync_commits is off)
+  /// and makes it visible under planned_name(), or
   /// the next free candidate if that was taken meanwhile; fills `out`.
   /// Whatever the result, this object is empty afterwards: on failure nothing
   /// is left in the directory.

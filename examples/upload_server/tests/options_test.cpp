@@ -165,6 +165,7 @@ TEST_CASE("parse_options: no arguments give the documented defaults", "[options]
   CHECK(o.wait == milliseconds{0});
   CHECK(o.max_body == 64 * GiB);
   CHECK(o.admission);
+  CHECK(o.fsync);
   CHECK(o.grace == std::chrono::seconds{30});
   CHECK(o.body_timeout == std::chrono::seconds{30});
   CHECK(o.min_rate == 0);
@@ -187,6 +188,7 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
       {"--wait", "2s"},
       {"--max-body", "1TiB"},
       {"--admission", "off"},
+      {"--fsync", "off"},
       {"--grace", "1.5s"},
       {"--body-timeout", "5s"},
       {"--min-rate", "1KiB"},
@@ -215,6 +217,7 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(o.wait == milliseconds{2'000});
   CHECK(o.max_body == TiB);
   CHECK_FALSE(o.admission);
+  CHECK_FALSE(o.fsync);
   CHECK(o.grace == milliseconds{1'500});
   CHECK(o.body_timeout == milliseconds{5'000});
   CHECK(o.min_rate == 1024);
@@ -225,6 +228,7 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK_FALSE(o.help);
   CHECK(parse({"--help"}).help);
   CHECK(parse({"--admission", "on"}).admission);
+  CHECK(parse({"--fsync", "off", "--fsync=on"}).fsync);
 }
 
 TEST_CASE("parse_options: a later flag overrides an earlier one", "[options]") {
@@ -250,6 +254,8 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
   CHECK(contains(parse_error({"--policy", "flat:0"}), "--policy: expected tiered,"));
   CHECK(contains(parse_error({"--policy", "flat:0"}), "got 'flat:0'"));
   CHECK(parse_error({"--admission", "yes"}) == "--admission: expected on or off, got 'yes'");
+  CHECK(parse_error({"--fsync", "no"}) == "--fsync: expected on or off, got 'no'");
+  CHECK(parse_error({"--fsync"}) == "--fsync: missing value");
   CHECK(parse_error({"--wait", "5"}) ==
         "--wait: expected a duration such as 250ms or 1.5s, got '5'");
   CHECK(parse_error({"--max-body", "0"}) == "--max-body: expected a size of at least 1B, got '0'");
@@ -280,7 +286,7 @@ TEST_CASE("usage names the program and documents every flag", "[options]") {
   CHECK(text.starts_with("usage: upload_server [flags]\n"));
   for (const char* flag :
        {"--host", "--port", "--dir", "--budget", "--slots", "--policy", "--wait", "--max-body",
-        "--admission", "--grace", "--body-timeout", "--min-rate", "--header-timeout",
+        "--admission", "--fsync", "--grace", "--body-timeout", "--min-rate", "--header-timeout",
         "--first-message-timeout", "--max-connections", "--max-connections-per-ip", "--help"}) {
     INFO(flag);
     CHECK(contains(text, std::string{"\n  "} + flag + " "));

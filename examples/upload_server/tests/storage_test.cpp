@@ -109,8 +109,12 @@ TEST_CASE("an upload is stored whole, with its size and SHA-256", "[storage][upl
   STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<UploadFile>);
   STATIC_REQUIRE(std::is_nothrow_move_constructible_v<UploadFile>);
   const bool unnamed = GENERATE(true, false);
+  // --fsync off changes only when the bytes reach the disk, never what is stored.
+  const bool sync = GENERATE(true, false);
   INFO((unnamed ? "unnamed partial files" : "hidden partial files (the fallback)"));
-  const ModeGuard mode{{.unnamed_files = unnamed}};
+  INFO((sync ? "fsync at commit" : "no fsync at commit (--fsync off)"));
+  const ModeGuard mode{{.unnamed_files = unnamed, .sync_commits = sync}};
+  CHECK(upload_server::storage_mode().sync_commits == sync);
   TempDir dir;
   const bool supported = unnamed_files_in(dir);
   if (unnamed && !supported) WARN("no O_TMPFILE in " << dir.path() << ": the fallback runs twice");
