@@ -28,11 +28,12 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // free part of it, so a read is one recv of up to what is free; the file gets
 // one write (and the hash one update) once 64 KiB or more have come, not one
 // per small read: a frame's header is read with the first ~1.5 KiB of its
-// payload, and a slow client's data comes in pieces. Sizes by measurement
-// (server CPU per byte, 1 MiB frames, alternated rounds): 512 KiB, a core's
-// L2 cache here, took ~30 % less than 64 KiB and 10-30 % less than 1 MiB,
-// since what was just read is still in cache when it is hashed and written.
-constexpr std::size_t buffer_size = 512 * 1024;
+// payload, and a slow client's data comes in pieces. Sized by measurement
+// (server and client CPU per byte, 2.5 GB in 1 MiB frames, alternated
+// rounds): 128 KiB used the least; 256 KiB to 1 MiB reads cost 20-30 % more
+// kernel time (probably loopback packets that arrive during a long recv,
+// left to the reader to handle) for no more throughput.
+constexpr std::size_t buffer_size = 128 * 1024;
 constexpr std::size_t write_at = 64 * 1024;
 constexpr std::uint64_t progress_every = 64 * 1024 * 1024;
 
