@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import resource
 import socket
 import time
@@ -32,15 +33,34 @@ UPGRADE = (b"GET /ws/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\
            b"Sec-WebSocket-Version: 13\r\n\r\n")
 
 
+# UBSan's vptr check (clang's -fsanitize=undefined) tells whether an object's memory
+# is readable by writing it into a pipe; with every descriptor in use, as these cases
+# make it on purpose, pipe() fails and the check reports a valid object (Boost's
+# error_category, on the first message() of an accept error) as having "an invalid
+# vptr". It cannot be suppressed by type (the type is what the check could not
+# read), so the vptr check is off in Boost's error_code.hpp, for the servers of
+# these cases only; every other check stays on.
+UBSAN_SUPPRESSIONS = "vptr:*/boost/system/detail/error_code.hpp\n"
+
+
 def start_with_nofile(ctx: Ctx, nofile: int, *args: str):
-    """The server inherits RLIMIT_NOFILE from this process at fork: lower ours
-    around the start only (this process needs more for the flood)."""
+    """The server inherits RLIMIT_NOFILE and the environment from this process at
+    fork: lower ours around the start only (this process needs more for the flood)."""
+    suppressions = ctx.work_dir / "ubsan_out_of_descriptors.supp"
+    suppressions.write_text(UBSAN_SUPPRESSIONS)
+    saved_ubsan = os.environ.get("UBSAN_OPTIONS")
+    os.environ["UBSAN_OPTIONS"] = ":".join(
+        [o for o in (saved_ubsan, f"suppressions={suppressions}") if o])
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
     try:
         return ctx.start_server(*args)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        if saved_ubsan is None:
+            del os.environ["UBSAN_OPTIONS"]
+        else:
+            os.environ["UBSAN_OPTIONS"] = saved_ubsan
 
 
 def raise_own_nofile(needed: int) -> None:
