@@ -20,7 +20,7 @@ from typing import Any, Iterable, Optional
 import websockets
 import websockets.exceptions
 
-from e2e_support import CaseFailure, check, rst_on_close, within
+from e2e_support import CaseFailure, check, json_object, rst_on_close, within
 
 
 def parse_head(lines: list[str]) -> tuple[int, dict]:
@@ -57,12 +57,7 @@ class CurlResult:
                 f"body: {body!r}")
 
     def json(self) -> dict:
-        try:
-            value = json.loads(self.body)
-        except ValueError:
-            raise CaseFailure(f"expected a JSON body, got {self.describe()}") from None
-        check(isinstance(value, dict), f"expected a JSON object, got {self.describe()}")
-        return value
+        return json_object(self.body, self.describe())
 
     def statuses(self) -> list[int]:
         """The status of every response block, interim 100 included."""

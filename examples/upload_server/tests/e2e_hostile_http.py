@@ -9,13 +9,12 @@ ends with /metrics showing nothing in use."""
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 
 from e2e_clients import open_raw, parse_head, raw_request, read_http_response
 from e2e_context import Ctx, expect_no_body_sent
-from e2e_support import KiB, MiB, CaseFailure, check, chunks_of, log, payload, within
+from e2e_support import KiB, MiB, check, chunks_of, json_object, log, payload, within
 
 UPLOAD = "/api/v1/upload"
 
@@ -36,12 +35,7 @@ class RawAnswer:
     took: float  # seconds from the start of the request, or of the wait for the answer
 
     def json(self) -> dict:
-        try:
-            value = json.loads(self.body)
-        except ValueError:
-            raise CaseFailure(f"expected a JSON body, got {self.describe()}") from None
-        check(isinstance(value, dict), f"expected a JSON object, got {self.describe()}")
-        return value
+        return json_object(self.body, self.describe())
 
     def describe(self) -> str:
         return (f"HTTP {self.status} after {self.took:.1f} s and {self.sent} body bytes sent; "
@@ -350,8 +344,8 @@ async def http_body_framing(ctx: Ctx) -> None:
     responses = split_responses(data)
     check([status for status, _, _ in responses] == [201, 201, 200],
           f"expected 201, 201, 200 on one connection, got {responses!r:.600}")
-    ctx.expect_stored(json.loads(responses[0][2])["files"][0], small, "small.bin")
-    ctx.expect_stored(json.loads(responses[1][2])["files"][0], large, "large.bin")
+    ctx.expect_stored(json_object(responses[0][2], "the first 201")["files"][0], small, "small.bin")
+    ctx.expect_stored(json_object(responses[1][2], "the second 201")["files"][0], large, "large.bin")
     check(responses[2][2] == b"ok\n", f"GET /healthz answered {responses[2]!r}")
 
     declared, sent = MiB, 300 * KiB

@@ -14,6 +14,7 @@ raises CaseFailure, naming what it waited for, when it runs out.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import socket
 import struct
@@ -39,6 +40,16 @@ SKIP_CODE = 77
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise CaseFailure(message)
+
+
+def json_object(body, describe: str) -> dict:
+    """`body` parsed as a JSON object; else a CaseFailure naming `describe` (what was seen)."""
+    try:
+        value = json.loads(body)
+    except ValueError:
+        raise CaseFailure(f"expected a JSON body, got {describe}") from None
+    check(isinstance(value, dict), f"expected a JSON object, got {describe}")
+    return value
 
 
 def log(message: str) -> None:
