@@ -42,7 +42,7 @@ using namespace std::chrono_literals;
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // One read, one write and one hash update per chunk at most. Measured on
-// 1 GiB over loopback (issue 11): 64 KiB took the least CPU per byte and was
+// 1 GiB over loopback: 64 KiB took the least CPU per byte and was
 // the fastest; 256 KiB was close, 512 KiB and 1 MiB, larger than the L2 cache
 // that the read's copy, the hash and the write's copy share, were slower.
 constexpr std::size_t body_chunk_size = 64 * 1024;

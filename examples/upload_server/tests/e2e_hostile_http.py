@@ -103,7 +103,7 @@ def ended_lines(ctx: Ctx) -> list[str]:
     return [line for line in ctx.server.log_tail(400).splitlines() if " ended " in line]
 
 
-# --- Item 6: the body deadline is progress, not a buffer fill --------------------------
+# --- The body deadline is progress, not a buffer fill --------------------------
 
 async def http_slow_client(ctx: Ctx) -> None:
     """An honest client under --body-timeout 2s sends 5000 bytes, 500 every 0.5 s
@@ -195,7 +195,7 @@ async def http_header_timeout(ctx: Ctx) -> None:
     await ctx.wait_idle()
 
 
-# --- Item 8: every file part is stored ----------------------------------------------------
+# --- Every file part is stored ----------------------------------------------------
 
 async def http_two_files(ctx: Ctx) -> None:
     """curl -F with two file parts (3000 bytes, and 100 KiB + 7 across the read
@@ -218,7 +218,7 @@ async def http_two_files(ctx: Ctx) -> None:
     await ctx.wait_idle()
 
 
-# --- Item 10: names are decoded -----------------------------------------------------------
+# --- Names are decoded -----------------------------------------------------------
 
 # The sanitiser keeps visible non-ASCII letters (storage.hpp): decoded, the
 # names are themselves.
@@ -252,7 +252,7 @@ async def http_decoded_names(ctx: Ctx) -> None:
     await ctx.wait_idle()
 
 
-# --- Item 11: status codes ----------------------------------------------------------------
+# --- Status codes ----------------------------------------------------------------
 
 async def http_status_codes(ctx: Ctx) -> None:
     """426 with Upgrade: websocket for a plain GET /ws/upload; 405s carry Allow;
