@@ -309,7 +309,12 @@ int run(const upload_server::Options& options) {
   }
   // Removes what a crash left behind and says what the filesystem supports.
   // UPLOAD_SERVER_PARTIAL_FILES=hidden forces the fallback to .part files (tests).
-  upload_server::StorageMode mode{.sync_commits = options.fsync};
+  // Declared before the io_context: the uploads its connections hold are
+  // hashed on these threads, so they must outlive them.
+  upload_server::HashThreads hash_threads{
+      options.hash_threads.value_or(upload_server::HashThreads::default_count())};
+  upload_server::StorageMode mode{.sync_commits = options.fsync,
+                                  .hash_threads = &hash_threads};
   const char* partial = std::getenv("UPLOAD_SERVER_PARTIAL_FILES");
   if (partial != nullptr && std::string_view{partial} == "hidden") mode.unnamed_files = false;
   upload_server::set_storage_mode(mode);

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -35,6 +36,9 @@ struct Options {
   /// directory. The file is complete and named as before, but a crash of the
   /// machine (not of the server) soon after may lose it: nginx's default.
   bool fsync = true;
+  /// --hash-threads: threads that compute uploads' SHA-256 beside the server's
+  /// thread; 0 = on it; unset (auto) = HashThreads::default_count().
+  std::optional<std::uint32_t> hash_threads;
   std::chrono::milliseconds grace{std::chrono::seconds{30}};  ///< --grace: drain on shutdown
 
   // Slow, idle and hostile clients (progress.hpp, connection_limits.hpp).

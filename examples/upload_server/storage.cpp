@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <limits>
+#include <new>
 #include <random>
 #include <utility>
 
@@ -44,6 +45,7 @@ constexpr std::size_t max_kept_extension = 16;
 std::atomic<bool> unnamed_files_on{true};
 std::atomic<bool> preallocate_on{true};
 std::atomic<bool> sync_commits_on{true};
+std::atomic<HashThreads*> hash_threads_used{nullptr};
 
 // Declared bytes of this process's open uploads that fallocate does not hold
 // and that are not written yet: free space already promised, which
@@ -203,12 +205,14 @@ void set_storage_mode(StorageMode mode) noexcept {
   unnamed_files_on.store(mode.unnamed_files, std::memory_order_relaxed);
   preallocate_on.store(mode.preallocate, std::memory_order_relaxed);
   sync_commits_on.store(mode.sync_commits, std::memory_order_relaxed);
+  hash_threads_used.store(mode.hash_threads, std::memory_order_relaxed);
 }
 
 StorageMode storage_mode() noexcept {
   return {.unnamed_files = unnamed_files_on.load(std::memory_order_relaxed),
           .preallocate = preallocate_on.load(std::memory_order_relaxed),
-          .sync_commits = sync_commits_on.load(std::memory_order_relaxed)};
+          .sync_commits = sync_commits_on.load(std::memory_order_relaxed),
+          .hash_threads = hash_threads_used.load(std::memory_order_relaxed)};
 }
 
 StorageReport prepare_storage(const fs::path& dir) {
@@ -345,7 +349,7 @@ std::error_code UploadFile::open(const fs::path& dir, std::string_view safe_name
 
 std::error_code UploadFile::create(const fs::path& dir, std::string_view safe_name) {
   State state;
-  state.sha256.emplace();  // before the file exists, so that a bad_alloc leaves none behind
+  state.sha256.emplace(hash_threads_used.load(std::memory_order_relaxed));  // before the file exists, so that a bad_alloc leaves none behind
   state.dir = dir;
   state.name = safe_name;
   std::error_code error;
@@ -416,7 +420,12 @@ std::error_code UploadFile::write(std::string_view data) {
     next += written;
     left -= static_cast<std::size_t>(written);
   }
-  state_.sha256->update(data);
+  try {
+    state_.sha256->update(data);
+  } catch (const std::bad_alloc&) {  // its buffers: the upload cannot be hashed
+    state_.error = std::make_error_code(std::errc::not_enough_memory);
+    return state_.error;
+  }
   state_.bytes += data.size();
   settle_owed(data.size());  // written bytes are on the disk, no longer owed
   return {};

@@ -49,7 +49,7 @@
 #include <system_error>
 #include <utility>
 
-#include "sha256.hpp"
+#include "hash_threads.hpp"
 
 namespace upload_server {
 
@@ -82,6 +82,10 @@ struct StorageMode {
   /// a committed upload is complete for every reader, but only the kernel's
   /// writeback takes it to the disk, so a power loss may still lose it.
   bool sync_commits = true;
+  /// Where an upload's SHA-256 is computed: on these threads (past the first
+  /// StreamingSha256::inline_bytes), or with nullptr on the thread that
+  /// writes it. They must outlive every UploadFile opened meanwhile.
+  HashThreads* hash_threads = nullptr;
 };
 void set_storage_mode(StorageMode mode) noexcept;
 [[nodiscard]] StorageMode storage_mode() noexcept;
@@ -223,7 +227,7 @@ class UploadFile {
     std::string planned;              // the candidate commit() tries first
     unsigned candidate = 0;           // its index in the sequence of candidates
     std::filesystem::path temp_path;  // the hidden file; empty when unnamed
-    std::optional<Sha256> sha256;     // engaged while open
+    std::optional<StreamingSha256> sha256;  // engaged while open
     std::uint64_t bytes = 0;
     std::uint64_t held = 0;  // bytes fallocate holds
     std::uint64_t owed = 0;  // declared bytes neither held nor written yet (counted process-wide)
