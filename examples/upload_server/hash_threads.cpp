@@ -10,17 +10,20 @@ namespace upload_server {
 
 namespace detail {
 
-// One upload's hashing. The writer fills buffers [first + filled, ...) and a
-// thread hashes [first, first + filled), both modulo buffer_count; `mutex`
-// guards the indices and flags, never the hashing or copying itself, which
-// touch buffers the other side does not.
+// One upload's hashing. A thread hashes buffers [first, first + filled) and
+// the writer fills the one after them, modulo buffer_count, handing it over
+// when full (or at the digest); `mutex` guards the indices and flags, never
+// the hashing or copying itself, which touch buffers the other side does not.
 struct HashStream {
   static constexpr std::size_t count = StreamingSha256::buffer_count;
   static constexpr std::size_t size = StreamingSha256::buffer_size;
 
   Sha256 sha;
-  std::size_t inline_left = StreamingSha256::inline_bytes;  // the writer's only
-  std::unique_ptr<char[]> buffers;                          // count * size, or none yet
+  // The writer's only: bytes still to hash inline, and the buffer it fills.
+  std::size_t inline_left = StreamingSha256::inline_bytes;
+  std::unique_ptr<char[]> buffers;  // count * size, or none yet
+  std::size_t fill_index = 0;       // the buffer being filled, when `filling` > 0
+  std::size_t filling = 0;          // bytes in it
 
   std::mutex mutex;
   std::condition_variable changed;  // a buffer was hashed, or the stream left the queue
@@ -152,8 +155,8 @@ void StreamingSha256::update(std::string_view data) {
   if (data.size() > stream.inline_left && stream.buffers == nullptr) {
     stream.buffers.reset(new char[detail::HashStream::count * detail::HashStream::size]);
   }
-  // Inline bytes all come before the first buffer is queued, so no thread
-  // hashes while the writer does.
+  // Inline bytes all come before the first buffer is handed over, so no
+  // thread hashes while the writer does.
   const std::size_t now = std::min(data.size(), stream.inline_left);
   if (now > 0) {
     stream.sha.update(data.substr(0, now));
@@ -161,29 +164,37 @@ void StreamingSha256::update(std::string_view data) {
     data.remove_prefix(now);
   }
   while (!data.empty()) {
-    std::size_t index = 0;
-    {
+    if (stream.filling == 0) {  // take the next buffer, once it is hashed
       std::unique_lock lock{stream.mutex};
       stream.changed.wait(lock, [&] { return stream.filled < detail::HashStream::count; });
-      index = (stream.first + stream.filled) % detail::HashStream::count;
+      stream.fill_index = (stream.first + stream.filled) % detail::HashStream::count;
     }
     // Outside the lock: no thread reads this buffer until `filled` counts it.
-    const std::size_t size = std::min(data.size(), detail::HashStream::size);
-    std::memcpy(stream.buffers.get() + index * detail::HashStream::size, data.data(), size);
+    const std::size_t size = std::min(data.size(), detail::HashStream::size - stream.filling);
+    std::memcpy(stream.buffers.get() + stream.fill_index * detail::HashStream::size +
+                    stream.filling,
+                data.data(), size);
+    stream.filling += size;
     data.remove_prefix(size);
-    bool schedule = false;
-    {
-      std::lock_guard lock{stream.mutex};
-      stream.sizes[index] = size;
-      ++stream.filled;
-      schedule = !std::exchange(stream.queued, true);
-    }
-    if (schedule) threads_->schedule(stream_);
+    if (stream.filling == detail::HashStream::size) hand_over();
   }
+}
+
+void StreamingSha256::hand_over() {
+  detail::HashStream& stream = *stream_;
+  bool schedule = false;
+  {
+    std::lock_guard lock{stream.mutex};
+    stream.sizes[stream.fill_index] = std::exchange(stream.filling, 0);
+    ++stream.filled;
+    schedule = !std::exchange(stream.queued, true);
+  }
+  if (schedule) threads_->schedule(stream_);
 }
 
 std::string StreamingSha256::hex_digest() {
   detail::HashStream& stream = *stream_;
+  if (stream.filling > 0) hand_over();
   {
     std::unique_lock lock{stream.mutex};
     stream.changed.wait(lock, [&] { return !stream.queued; });

@@ -4,7 +4,9 @@
 //   curl -F "file=@big.zip" http://127.0.0.1:8080/api/v1/upload
 //
 // One thread runs everything (an io_context and a coroutine per connection);
-// uploads are I/O bound, and one thread keeps the example free of locks.
+// uploads are I/O bound, and one thread keeps the example free of locks. Only
+// SHA-256, most of the CPU an upload costs, runs beside it (hash_threads.hpp,
+// --hash-threads), on buffers handed over and shared with nothing else.
 // SIGINT or SIGTERM: stop accepting, close the pool (waiters and new requests
 // are refused with `closed`), let running uploads finish for up to --grace.
 //
