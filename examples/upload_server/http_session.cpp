@@ -220,6 +220,7 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket,
     const Connection::Busy in_request = connection.busy();
 
     Reply reply;
+    bool body_left = !parser.is_done();
     if (!target_fits) {
       log_line(fmt::format("http: {} sent a {}-byte target; answered 414\n", peer_of(stream),
                            request.target().size()));
@@ -228,12 +229,13 @@ net::awaitable<void> serve_http(Server& server, net::ip::tcp::socket socket,
       std::optional<Reply> answer = co_await serve_upload(server, stream, buffer, parser);
       if (!answer) co_return;
       reply = std::move(*answer);
+      body_left = false;  // read past the parser; the reply says whether it was all read
     } else {
       reply = route(server, request, path, has_body);
     }
 
     // A body left unread means we cannot find the next request: close.
-    reply.keep_alive = reply.keep_alive && request.keep_alive() && parser.is_done();
+    reply.keep_alive = reply.keep_alive && request.keep_alive() && !body_left;
     const bool keep_alive = reply.keep_alive;
     co_await send(stream, request, std::move(reply));
     if (!keep_alive) {

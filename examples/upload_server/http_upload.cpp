@@ -17,10 +17,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ namespace http = beast::http;
 using namespace std::chrono_literals;
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+// One read, one write and one hash update per chunk at most. Measured on
+// 1 GiB over loopback: 64 KiB took the least CPU per byte and was
+// the fastest; 256 KiB was close, 512 KiB and 1 MiB, larger than the L2 cache
+// that the read's copy, the hash and the write's copy share, were slower.
 constexpr std::size_t body_chunk_size = 64 * 1024;
 constexpr auto write_timeout = 30s;
 
@@ -112,18 +117,34 @@ struct Received {
   std::string why;
 };
 
-// Reads the body into `body` through one fixed buffer. Each socket read (of
-// up to the read buffer's size) counts as progress; the buffer is written out
-// when full or at the end.
+// Reads the body into `body` through one buffer of body_chunk_size bytes.
+// Past the head, the parser has nothing left to do (the length is known and
+// the body is opaque), and going through it would read in small steps into
+// its small buffer and copy each step: so what the head's read brought along
+// is taken from `buffer`, then the socket is read straight into the chunk,
+// never past `declared` bytes (what follows is the next request's). Each
+// socket read counts as progress; the chunk goes to `body` when full or at
+// the end, one write (and one hash update) per chunk.
 net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream& stream,
-                                      beast::flat_buffer& buffer, UploadParser& parser,
+                                      beast::flat_buffer& buffer, std::uint64_t declared,
                                       UploadBody& body) {
   Received result;
-  stream.expires_never();                    // the watch below is this phase's deadline
-  std::vector<char> chunk(body_chunk_size);  // the only buffer, whatever the size
-  parser.get().body().data = chunk.data();
-  parser.get().body().size = chunk.size();
-  std::size_t filled = 0;  // bytes of `chunk` not yet written
+  stream.expires_never();  // the watch below is this phase's deadline
+  // The only buffer, whatever the size. Not value-initialised: every byte
+  // handed on was read into it first.
+  const std::unique_ptr<char[]> chunk{new char[body_chunk_size]};
+  std::size_t filled = 0;  // bytes of `chunk` not yet handed on
+  std::uint64_t left = declared;
+  const auto take = [&](std::size_t n) {
+    filled += n;
+    left -= n;
+    result.bytes += n;
+  };
+  const auto early =
+      static_cast<std::size_t>(std::min<std::uint64_t>({buffer.size(), body_chunk_size, left}));
+  take(net::buffer_copy(net::buffer(chunk.get(), early), buffer.data()));
+  buffer.consume(early);
+
   std::string late_reason;
   ProgressWatch watch{stream.get_executor(),
                       {.body_timeout = options.body_timeout, .min_rate = options.min_rate},
@@ -131,13 +152,21 @@ net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream&
                         late_reason = std::move(why);
                         cancel_reads(stream);
                       }};
-  while (!parser.is_done()) {
-    auto [ec, n] = co_await http::async_read_some(stream, buffer, parser, use_tuple);
-    const std::size_t now_filled = chunk.size() - parser.get().body().size;
-    const std::size_t got = now_filled - filled;
-    filled = now_filled;
-    result.bytes += got;
-    if (got != 0) watch.data(got);
+  if (early != 0) watch.data(early);
+  while (left != 0) {
+    if (filled == body_chunk_size) {
+      if (!body.write({chunk.get(), filled})) {
+        result.end = Received::End::refused;
+        break;
+      }
+      filled = 0;
+    }
+    const auto room =
+        static_cast<std::size_t>(std::min<std::uint64_t>(body_chunk_size - filled, left));
+    auto [ec, n] = co_await stream.socket().async_read_some(net::buffer(chunk.get() + filled, room),
+                                                            use_tuple);
+    take(n);
+    if (n != 0) watch.data(n);
     // Late wins over whatever the read says: the watch may have fired while
     // this read's completion was already queued.
     if (watch.late()) {
@@ -145,34 +174,28 @@ net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream&
       result.why = late_reason;
       break;
     }
-    if (ec == http::error::partial_message) {
+    if (ec == net::error::eof) {
       result.end = Received::End::truncated;
       break;
     }
-    if (ec && ec != http::error::need_buffer) {
+    if (ec) {
       result.end = Received::End::gone;
       result.why = ec.message();
       break;
     }
-    if (filled == chunk.size() || parser.is_done()) {
-      if (!body.write({chunk.data(), filled})) {
-        result.end = Received::End::refused;
-        break;
-      }
-      filled = 0;
-      parser.get().body().data = chunk.data();
-      parser.get().body().size = chunk.size();
-    }
   }
   watch.stop();
+  if (left == 0 && result.end == Received::End::complete && filled != 0 &&
+      !body.write({chunk.get(), filled})) {
+    result.end = Received::End::refused;
+  }
   co_return result;
 }
 
-}  // namespace
-
-net::awaitable<std::optional<Reply>> serve_upload(Server& server, beast::tcp_stream& stream,
-                                                  beast::flat_buffer& buffer,
-                                                  UploadParser& parser) {
+// serve_upload, which sets `body_read` once the whole body is read.
+net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_stream& stream,
+                                                beast::flat_buffer& buffer, UploadParser& parser,
+                                                bool& body_read) {
   UploadHead head;
   if (std::optional<Reply> refused = check_head(server.options, parser, head))
     co_return std::move(refused);
@@ -209,7 +232,9 @@ net::awaitable<std::optional<Reply>> serve_upload(Server& server, beast::tcp_str
     }
   }
 
-  const Received received = co_await receive_body(server.options, stream, buffer, parser, body);
+  const Received received =
+      co_await receive_body(server.options, stream, buffer, head.declared, body);
+  body_read = received.end == Received::End::complete;
   switch (received.end) {
     case Received::End::complete:
       break;
@@ -253,6 +278,18 @@ net::awaitable<std::optional<Reply>> serve_upload(Server& server, beast::tcp_str
   for (const Stored& file : stored) names += (names.empty() ? "" : ", ") + file.name;
   end_upload(server, id, admission, received.bytes, "stored as " + names);
   co_return created_reply(stored, request.keep_alive());
+}
+
+}  // namespace
+
+net::awaitable<std::optional<Reply>> serve_upload(Server& server, beast::tcp_stream& stream,
+                                                  beast::flat_buffer& buffer,
+                                                  UploadParser& parser) {
+  bool body_read = parser.is_done();  // a body of 0 bytes is read with the head
+  std::optional<Reply> reply = co_await run_upload(server, stream, buffer, parser, body_read);
+  // With a body left unread, where the next request starts is unknown.
+  if (reply && !body_read) reply->keep_alive = false;
+  co_return reply;
 }
 
 }  // namespace upload_server

@@ -4,7 +4,9 @@
 //   curl -F "file=@big.zip" http://127.0.0.1:8080/api/v1/upload
 //
 // One thread runs everything (an io_context and a coroutine per connection);
-// uploads are I/O bound, and one thread keeps the example free of locks.
+// uploads are I/O bound, and one thread keeps the example free of locks. Only
+// SHA-256, most of the CPU an upload costs, runs beside it (hash_threads.hpp,
+// --hash-threads), on buffers handed over and shared with nothing else.
 // SIGINT or SIGTERM: stop accepting, close the pool (waiters and new requests
 // are refused with `closed`), let running uploads finish for up to --grace.
 //
@@ -309,10 +311,15 @@ int run(const upload_server::Options& options) {
   }
   // Removes what a crash left behind and says what the filesystem supports.
   // UPLOAD_SERVER_PARTIAL_FILES=hidden forces the fallback to .part files (tests).
+  // Declared before the io_context: the uploads its connections hold are
+  // hashed on these threads, so they must outlive them.
+  upload_server::HashThreads hash_threads{
+      options.hash_threads.value_or(upload_server::HashThreads::default_count())};
+  upload_server::StorageMode mode{.sync_commits = options.fsync,
+                                  .hash_threads = &hash_threads};
   const char* partial = std::getenv("UPLOAD_SERVER_PARTIAL_FILES");
-  if (partial != nullptr && std::string_view{partial} == "hidden") {
-    upload_server::set_storage_mode({.unnamed_files = false});
-  }
+  if (partial != nullptr && std::string_view{partial} == "hidden") mode.unnamed_files = false;
+  upload_server::set_storage_mode(mode);
   const upload_server::StorageReport storage = upload_server::prepare_storage(options.dir);
   fmt::print(storage.error ? stderr : stdout, "{}\n",
              upload_server::describe(storage, options.dir));

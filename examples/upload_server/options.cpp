@@ -60,7 +60,7 @@ struct Flag {
   void (*apply)(Options&, std::string_view value);
 };
 
-constexpr std::array<Flag, 17> flags{{
+constexpr std::array<Flag, 19> flags{{
     {"--host", true,
      [](Options& o, std::string_view v) {
        if (v.empty()) reject("a host name or address", v);
@@ -92,6 +92,20 @@ constexpr std::array<Flag, 17> flags{{
      [](Options& o, std::string_view v) {
        if (v != "on" && v != "off") reject("on or off", v);
        o.admission = v == "on";
+     }},
+    {"--fsync", true,
+     [](Options& o, std::string_view v) {
+       if (v != "on" && v != "off") reject("on or off", v);
+       o.fsync = v == "on";
+     }},
+    {"--hash-threads", true,
+     [](Options& o, std::string_view v) {
+       if (v == "auto") {
+         o.hash_threads.reset();
+       } else {
+         o.hash_threads =
+             parse_integer<std::uint32_t>(v, 0, 64, "auto or a thread count in 0..64");
+       }
      }},
     {"--grace", true, [](Options& o, std::string_view v) { o.grace = parse_duration(v); }},
     {"--body-timeout", true,
@@ -174,6 +188,13 @@ An HTTP and WebSocket upload server whose uploads are admitted by admit.
   --wait DURATION      how long an upload may wait for room (default 0: refuse)
   --max-body SIZE      largest upload accepted (default 64GiB)
   --admission on|off   off admits every upload, to compare (default on)
+  --fsync on|off       off stores uploads without waiting for the disk (fsync):
+                       faster, but a power loss soon after may lose an upload
+                       already answered 201, as with nginx (default on)
+  --hash-threads N|auto
+                       threads that compute uploads' SHA-256 beside the
+                       server's; 0: on the server's thread (default auto: one
+                       per core beyond the first, at most 4)
   --grace DURATION     how long running uploads may finish on shutdown (default 30s)
 
 Slow, idle and hostile clients:

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,6 +32,13 @@ struct Options {
   std::chrono::milliseconds wait{0};         ///< --wait: queue for room this long
   std::uint64_t max_body = 64 * admit::GiB;  ///< --max-body: largest upload
   bool admission = true;                     ///< --admission off: admit everything
+  /// --fsync off: commit an upload without fsync(2) of the file and the
+  /// directory. The file is complete and named as before, but a crash of the
+  /// machine (not of the server) soon after may lose it: nginx's default.
+  bool fsync = true;
+  /// --hash-threads: threads that compute uploads' SHA-256 beside the server's
+  /// thread; 0 = on it; unset (auto) = HashThreads::default_count().
+  std::optional<std::uint32_t> hash_threads;
   std::chrono::milliseconds grace{std::chrono::seconds{30}};  ///< --grace: drain on shutdown
 
   // Slow, idle and hostile clients (progress.hpp, connection_limits.hpp).

@@ -3,8 +3,8 @@
 //
 // The server runs on one thread: an io_context that every connection's
 // coroutine shares, so this state needs no locks. admit's own threads (the
-// pool's timer, for --wait) never touch it: admit::asio hands their answers
-// back to the io_context.
+// pool's timer, for --wait) and the hashing threads never touch it: admit::asio
+// hands their answers back to the io_context.
 #pragma once
 
 #include <admit/admission.hpp>

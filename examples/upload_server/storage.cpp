@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cerrno>
 #include <limits>
+#include <new>
 #include <random>
 #include <utility>
 
@@ -43,6 +44,8 @@ constexpr std::size_t max_kept_extension = 16;
 // before the first upload, ordered with nothing else.
 std::atomic<bool> unnamed_files_on{true};
 std::atomic<bool> preallocate_on{true};
+std::atomic<bool> sync_commits_on{true};
+std::atomic<HashThreads*> hash_threads_used{nullptr};
 
 // Declared bytes of this process's open uploads that fallocate does not hold
 // and that are not written yet: free space already promised, which
@@ -201,11 +204,15 @@ std::string sanitize_file_name(std::string_view client_name) {
 void set_storage_mode(StorageMode mode) noexcept {
   unnamed_files_on.store(mode.unnamed_files, std::memory_order_relaxed);
   preallocate_on.store(mode.preallocate, std::memory_order_relaxed);
+  sync_commits_on.store(mode.sync_commits, std::memory_order_relaxed);
+  hash_threads_used.store(mode.hash_threads, std::memory_order_relaxed);
 }
 
 StorageMode storage_mode() noexcept {
   return {.unnamed_files = unnamed_files_on.load(std::memory_order_relaxed),
-          .preallocate = preallocate_on.load(std::memory_order_relaxed)};
+          .preallocate = preallocate_on.load(std::memory_order_relaxed),
+          .sync_commits = sync_commits_on.load(std::memory_order_relaxed),
+          .hash_threads = hash_threads_used.load(std::memory_order_relaxed)};
 }
 
 StorageReport prepare_storage(const fs::path& dir) {
@@ -342,7 +349,7 @@ std::error_code UploadFile::open(const fs::path& dir, std::string_view safe_name
 
 std::error_code UploadFile::create(const fs::path& dir, std::string_view safe_name) {
   State state;
-  state.sha256.emplace();  // before the file exists, so that a bad_alloc leaves none behind
+  state.sha256.emplace(hash_threads_used.load(std::memory_order_relaxed));  // before the file exists, so that a bad_alloc leaves none behind
   state.dir = dir;
   state.name = safe_name;
   std::error_code error;
@@ -413,7 +420,12 @@ std::error_code UploadFile::write(std::string_view data) {
     next += written;
     left -= static_cast<std::size_t>(written);
   }
-  state_.sha256->update(data);
+  try {
+    state_.sha256->update(data);
+  } catch (const std::bad_alloc&) {  // its buffers: the upload cannot be hashed
+    state_.error = std::make_error_code(std::errc::not_enough_memory);
+    return state_.error;
+  }
   state_.bytes += data.size();
   settle_owed(data.size());  // written bytes are on the disk, no longer owed
   return {};
@@ -439,8 +451,10 @@ std::error_code UploadFile::commit(Stored& out) {
   if (state_.error) return fail(state_.error);
   if (const std::error_code error = release_unwritten()) return fail(error);
   // Data first, then the name: after a crash the name never points at a file
-  // whose bytes did not reach the disk.
-  if (::fsync(state_.fd) != 0) return fail(last_error());
+  // whose bytes did not reach the disk. Without sync_commits the kernel's
+  // writeback orders them, and a crash may leave a name on a short file.
+  const bool sync = storage_mode().sync_commits;
+  if (sync && ::fsync(state_.fd) != 0) return fail(last_error());
   Stored stored{
       .name = state_.planned, .bytes = state_.bytes, .sha256 = state_.sha256->hex_digest()};
 
@@ -455,7 +469,7 @@ std::error_code UploadFile::commit(Stored& out) {
     // Only a synced directory keeps the new name across a crash, and close()
     // can report a deferred write error (NFS). If either fails, take the name
     // back: an error must mean nothing was stored.
-    if (::fsync(dir.get()) != 0) {
+    if (sync && ::fsync(dir.get()) != 0) {
       error = last_error();
     } else if (::close(std::exchange(state_.fd, -1)) != 0) {
       error = last_error();

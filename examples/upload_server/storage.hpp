@@ -49,7 +49,7 @@
 #include <system_error>
 #include <utility>
 
-#include "sha256.hpp"
+#include "hash_threads.hpp"
 
 namespace upload_server {
 
@@ -71,13 +71,21 @@ inline constexpr std::size_t max_file_name_length = 128;
 
 // --- The storage directory ---------------------------------------------------
 
-/// What storage may use where the filesystem supports it. Both are on by
+/// What storage may use where the filesystem supports it. All are on by
 /// default; turning one off forces its fallback, for tests of the fallbacks
 /// and for a filesystem whose O_TMPFILE or fallocate misbehaves. Process-wide;
 /// set it before the first upload.
 struct StorageMode {
   bool unnamed_files = true;  ///< O_TMPFILE; off: hidden ".part" files
   bool preallocate = true;    ///< fallocate(2); off: the space is counted, not held
+  /// fsync(2) of the file and the directory at commit; off (--fsync off):
+  /// a committed upload is complete for every reader, but only the kernel's
+  /// writeback takes it to the disk, so a power loss may still lose it.
+  bool sync_commits = true;
+  /// Where an upload's SHA-256 is computed: on these threads (past the first
+  /// StreamingSha256::inline_bytes), or with nullptr on the thread that
+  /// writes it. They must outlive every UploadFile opened meanwhile.
+  HashThreads* hash_threads = nullptr;
 };
 void set_storage_mode(StorageMode mode) noexcept;
 [[nodiscard]] StorageMode storage_mode() noexcept;
@@ -200,7 +208,8 @@ class UploadFile {
   /// it too. Further writes are no longer covered by a hold.
   [[nodiscard]] std::error_code release_unwritten();
 
-  /// Flushes the file to disk and makes it visible under planned_name(), or
+  /// Flushes the file to disk (unless storage_mode().sync_commits is off)
+  /// and makes it visible under planned_name(), or
   /// the next free candidate if that was taken meanwhile; fills `out`.
   /// Whatever the result, this object is empty afterwards: on failure nothing
   /// is left in the directory.
@@ -218,7 +227,7 @@ class UploadFile {
     std::string planned;              // the candidate commit() tries first
     unsigned candidate = 0;           // its index in the sequence of candidates
     std::filesystem::path temp_path;  // the hidden file; empty when unnamed
-    std::optional<Sha256> sha256;     // engaged while open
+    std::optional<StreamingSha256> sha256;  // engaged while open
     std::uint64_t bytes = 0;
     std::uint64_t held = 0;  // bytes fallocate holds
     std::uint64_t owed = 0;  // declared bytes neither held nor written yet (counted process-wide)

@@ -78,6 +78,7 @@ CASES: dict[str, tuple[Case, float]] = {
     "http_decoded_names": (e2e_hostile_http.http_decoded_names, LIMIT),
     "http_status_codes": (e2e_hostile_http.http_status_codes, LIMIT),
     "http_body_limit": (e2e_hostile_http.http_body_limit, LIMIT),
+    "http_body_framing": (e2e_hostile_http.http_body_framing, LIMIT),
     "crash_no_partial": (e2e_hostile_storage.crash_no_partial, LIMIT),
     "crash_partial_swept": (e2e_hostile_storage.crash_partial_swept, LIMIT),
     "same_name_1005": (e2e_hostile_storage.same_name_1005, LIMIT),

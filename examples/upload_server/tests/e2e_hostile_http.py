@@ -12,9 +12,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from e2e_clients import open_raw, raw_request, read_http_response
+from e2e_clients import open_raw, parse_head, raw_request, read_http_response
 from e2e_context import Ctx, expect_no_body_sent
-from e2e_support import KiB, MiB, check, chunks_of, json_object, log, payload
+from e2e_support import KiB, MiB, check, chunks_of, json_object, log, payload, within
 
 UPLOAD = "/api/v1/upload"
 
@@ -103,7 +103,7 @@ def ended_lines(ctx: Ctx) -> list[str]:
     return [line for line in ctx.server.log_tail(400).splitlines() if " ended " in line]
 
 
-# --- Item 6: the body deadline is progress, not a buffer fill --------------------------
+# --- The body deadline is progress, not a buffer fill --------------------------
 
 async def http_slow_client(ctx: Ctx) -> None:
     """An honest client under --body-timeout 2s sends 5000 bytes, 500 every 0.5 s
@@ -195,7 +195,7 @@ async def http_header_timeout(ctx: Ctx) -> None:
     await ctx.wait_idle()
 
 
-# --- Item 8: every file part is stored ----------------------------------------------------
+# --- Every file part is stored ----------------------------------------------------
 
 async def http_two_files(ctx: Ctx) -> None:
     """curl -F with two file parts (3000 bytes, and 100 KiB + 7 across the read
@@ -218,7 +218,7 @@ async def http_two_files(ctx: Ctx) -> None:
     await ctx.wait_idle()
 
 
-# --- Item 10: names are decoded -----------------------------------------------------------
+# --- Names are decoded -----------------------------------------------------------
 
 # The sanitiser keeps visible non-ASCII letters (storage.hpp): decoded, the
 # names are themselves.
@@ -252,7 +252,7 @@ async def http_decoded_names(ctx: Ctx) -> None:
     await ctx.wait_idle()
 
 
-# --- Item 11: status codes ----------------------------------------------------------------
+# --- Status codes ----------------------------------------------------------------
 
 async def http_status_codes(ctx: Ctx) -> None:
     """426 with Upgrade: websocket for a plain GET /ws/upload; 405s carry Allow;
@@ -300,6 +300,67 @@ async def http_status_codes(ctx: Ctx) -> None:
                               f"{r.describe()}")
     ctx.raise_soft()
     await ctx.wait_store([])
+    await ctx.wait_idle()
+
+
+# --- The body's framing: Content-Length, exactly -----------------------------------------
+
+def split_responses(data: bytes) -> list[tuple[int, dict, bytes]]:
+    """Responses back to back, each framed by its Content-Length."""
+    responses = []
+    while b"\r\n\r\n" in data:
+        head, data = data.split(b"\r\n\r\n", 1)
+        status, headers = parse_head(head.decode("latin-1").split("\r\n"))
+        length = int(headers.get("content-length", "0"))
+        responses.append((status, headers, data[:length]))
+        data = data[length:]
+    return responses
+
+
+async def http_body_framing(ctx: Ctx) -> None:
+    """The body is read past the parser, by its Content-Length: two uploads (100
+    bytes, within the head's read; 3 MiB + 5, across reads) and a GET pipelined in
+    one write on one connection get 201, 201, 200, the uploads stored whole; a body
+    that ends early is a 400 that says how much came."""
+    ctx.start_server("--budget", "200MiB")
+    small, large = payload(100, seed=81), payload(3 * MiB + 5, seed=82)
+    reader, writer = await open_raw(ctx.server.port)
+    try:
+        writer.write(upload_head(UPLOAD + "?name=small.bin", len(small)) + small +
+                     upload_head(UPLOAD + "?name=large.bin", len(large)) + large +
+                     b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        await within(writer.drain(), 20, "sending the pipelined requests")
+        data, deadline = b"", time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                piece = await asyncio.wait_for(reader.read(65536), deadline - time.monotonic())
+            except (asyncio.TimeoutError, ConnectionError):
+                break
+            if not piece:
+                break
+            data += piece
+    finally:
+        writer.transport.abort()
+    responses = split_responses(data)
+    check([status for status, _, _ in responses] == [201, 201, 200],
+          f"expected 201, 201, 200 on one connection, got {responses!r:.600}")
+    for (_, _, body), data, name in zip(responses, (small, large), ("small.bin", "large.bin")):
+        ctx.expect_stored(json_object(body, f"{body!r:.300}")["files"][0], data, name)
+    check(responses[2][2] == b"ok\n", f"GET /healthz answered {responses[2]!r}")
+
+    declared, sent = MiB, 300 * KiB
+    reader, writer = await open_raw(ctx.server.port)
+    try:
+        writer.write(upload_head(UPLOAD + "?name=short.bin", declared) + payload(sent, seed=83))
+        await within(writer.drain(), 10, "sending the short body")
+        writer.write_eof()
+        status, _, body = await read_http_response(reader, 10)
+    finally:
+        writer.transport.abort()
+    check(status == 400 and f"ended after {sent} of the {declared} bytes".encode() in body,
+          f"a body ending after {sent} of {declared} bytes: expected 400 saying so, got "
+          f"{status} {body[:300]!r}")
+    await ctx.wait_store(["large.bin", "small.bin"])
     await ctx.wait_idle()
 
 

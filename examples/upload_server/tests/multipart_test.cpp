@@ -189,6 +189,71 @@ TEST_CASE("curl's two-field form gives both parts, in order, at every split", "[
   CHECK(failed_splits == std::vector<std::size_t>{});
 }
 
+namespace {
+
+// Part data made of near-delimiters: every proper prefix of "\r\n--" +
+// boundary, each broken by a byte that is not the next one (some by a CR,
+// which may start the real delimiter), then the real one.
+std::string near_delimiters(const std::string& boundary) {
+  const std::string delimiter = "\r\n--" + boundary;
+  std::string data;
+  for (std::size_t n = 1; n < delimiter.size(); ++n) {
+    data += delimiter.substr(0, n);
+    data += n % 2 == 0 ? '\r' : 'x';
+  }
+  return data;
+}
+
+}  // namespace
+
+TEST_CASE("a delimiter split across feeds at every position, after near misses, is found",
+          "[multipart]") {
+  const std::string boundary = "------------------------d41d8cd98f00b204";  // as curl's
+  const std::string data = near_delimiters(boundary) + std::string(3000, '\0');
+  const std::string body =
+      "--" + boundary + "\r\nContent-Disposition: form-data; name=\"f\"; filename=\"a\"\r\n\r\n" +
+      data + "\r\n--" + boundary + "--\r\n";
+  const std::string_view view = body;
+  // Two feeds cut at every point, then three with a middle feed of 1 to 50
+  // bytes: a delimiter then spans three feeds.
+  std::vector<std::string> failures;
+  const auto check = [&](const std::vector<std::string_view>& chunks, std::string_view what) {
+    const Parsed p = parse(boundary, chunks);
+    if ((p.status != Status::done || p.out_of_order || p.parts.size() != 1 ||
+         p.parts[0].data != data) &&
+        failures.size() < 10) {
+      failures.push_back(std::string{what} + ": " + p.error);
+    }
+  };
+  for (std::size_t at = 0; at <= view.size(); ++at) {
+    check({view.substr(0, at), view.substr(at)}, "split at " + std::to_string(at));
+  }
+  for (std::size_t at = 0; at < view.size(); at += 7) {
+    for (std::size_t middle = 1; middle <= 50 && at + middle <= view.size(); ++middle) {
+      check({view.substr(0, at), view.substr(at, middle), view.substr(at + middle)},
+            "split at " + std::to_string(at) + " + " + std::to_string(middle));
+    }
+  }
+  CHECK(failures == std::vector<std::string>{});
+}
+
+TEST_CASE("a large part fed whole is handed on in one slice, near misses and all", "[multipart]") {
+  // One call for the whole part: the sink writes each slice with a system
+  // call, so a parser that cut the data at every CR would cost one per CR.
+  const std::string boundary = "b0undary";
+  std::string data;
+  while (data.size() < (1u << 20)) data += near_delimiters(boundary) + std::string(1000, 'y');
+  const std::string body = "--" + boundary +
+                           "\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n" + data +
+                           "\r\n--" + boundary + "--";
+  MultipartParser parser{boundary};
+  RecordingSink sink;
+  REQUIRE(parser.feed(body, sink) == Status::done);
+  REQUIRE(sink.parts.size() == 1);
+  CHECK(sink.parts[0].data == data);
+  CHECK(sink.slices.size() == 1);
+}
+
 TEST_CASE("a body cut anywhere before its closing delimiter is truncated", "[multipart][errors]") {
   const Capture capture = load("curl_form");
   const std::string_view body = capture.body;

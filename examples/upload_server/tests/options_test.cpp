@@ -165,6 +165,8 @@ TEST_CASE("parse_options: no arguments give the documented defaults", "[options]
   CHECK(o.wait == milliseconds{0});
   CHECK(o.max_body == 64 * GiB);
   CHECK(o.admission);
+  CHECK(o.fsync);
+  CHECK_FALSE(o.hash_threads.has_value());  // auto
   CHECK(o.grace == std::chrono::seconds{30});
   CHECK(o.body_timeout == std::chrono::seconds{30});
   CHECK(o.min_rate == 0);
@@ -187,6 +189,8 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
       {"--wait", "2s"},
       {"--max-body", "1TiB"},
       {"--admission", "off"},
+      {"--fsync", "off"},
+      {"--hash-threads", "3"},
       {"--grace", "1.5s"},
       {"--body-timeout", "5s"},
       {"--min-rate", "1KiB"},
@@ -215,6 +219,8 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(o.wait == milliseconds{2'000});
   CHECK(o.max_body == TiB);
   CHECK_FALSE(o.admission);
+  CHECK_FALSE(o.fsync);
+  CHECK(o.hash_threads == 3U);
   CHECK(o.grace == milliseconds{1'500});
   CHECK(o.body_timeout == milliseconds{5'000});
   CHECK(o.min_rate == 1024);
@@ -225,6 +231,9 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK_FALSE(o.help);
   CHECK(parse({"--help"}).help);
   CHECK(parse({"--admission", "on"}).admission);
+  CHECK(parse({"--fsync", "off", "--fsync=on"}).fsync);
+  CHECK(parse({"--hash-threads", "0"}).hash_threads == 0U);
+  CHECK_FALSE(parse({"--hash-threads", "2", "--hash-threads=auto"}).hash_threads.has_value());
 }
 
 TEST_CASE("parse_options: a later flag overrides an earlier one", "[options]") {
@@ -250,6 +259,12 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
   CHECK(contains(parse_error({"--policy", "flat:0"}), "--policy: expected tiered,"));
   CHECK(contains(parse_error({"--policy", "flat:0"}), "got 'flat:0'"));
   CHECK(parse_error({"--admission", "yes"}) == "--admission: expected on or off, got 'yes'");
+  CHECK(parse_error({"--fsync", "no"}) == "--fsync: expected on or off, got 'no'");
+  CHECK(parse_error({"--fsync"}) == "--fsync: missing value");
+  CHECK(parse_error({"--hash-threads", "65"}) ==
+        "--hash-threads: expected auto or a thread count in 0..64, got '65'");
+  CHECK(parse_error({"--hash-threads", "-1"}) ==
+        "--hash-threads: expected auto or a thread count in 0..64, got '-1'");
   CHECK(parse_error({"--wait", "5"}) ==
         "--wait: expected a duration such as 250ms or 1.5s, got '5'");
   CHECK(parse_error({"--max-body", "0"}) == "--max-body: expected a size of at least 1B, got '0'");
@@ -280,7 +295,7 @@ TEST_CASE("usage names the program and documents every flag", "[options]") {
   CHECK(text.starts_with("usage: upload_server [flags]\n"));
   for (const char* flag :
        {"--host", "--port", "--dir", "--budget", "--slots", "--policy", "--wait", "--max-body",
-        "--admission", "--grace", "--body-timeout", "--min-rate", "--header-timeout",
+        "--admission", "--fsync", "--hash-threads", "--grace", "--body-timeout", "--min-rate", "--header-timeout",
         "--first-message-timeout", "--max-connections", "--max-connections-per-ip", "--help"}) {
     INFO(flag);
     CHECK(contains(text, std::string{"\n  "} + flag + " "));

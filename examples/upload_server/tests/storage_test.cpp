@@ -109,8 +109,17 @@ TEST_CASE("an upload is stored whole, with its size and SHA-256", "[storage][upl
   STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<UploadFile>);
   STATIC_REQUIRE(std::is_nothrow_move_constructible_v<UploadFile>);
   const bool unnamed = GENERATE(true, false);
+  // --fsync off changes only when the bytes reach the disk, never what is stored.
+  const bool sync = GENERATE(true, false);
+  // Hashing on other threads changes nothing stored either.
+  const unsigned hashing = GENERATE(0U, 2U);
   INFO((unnamed ? "unnamed partial files" : "hidden partial files (the fallback)"));
-  const ModeGuard mode{{.unnamed_files = unnamed}};
+  INFO((sync ? "fsync at commit" : "no fsync at commit (--fsync off)"));
+  INFO(hashing << " hash threads");
+  upload_server::HashThreads hash_threads{hashing};
+  const ModeGuard mode{
+      {.unnamed_files = unnamed, .sync_commits = sync, .hash_threads = &hash_threads}};
+  CHECK(upload_server::storage_mode().sync_commits == sync);
   TempDir dir;
   const bool supported = unnamed_files_in(dir);
   if (unnamed && !supported) WARN("no O_TMPFILE in " << dir.path() << ": the fallback runs twice");
@@ -119,7 +128,9 @@ TEST_CASE("an upload is stored whole, with its size and SHA-256", "[storage][upl
   REQUIRE_FALSE(file.open(dir.path(), "a.zip"));
   CHECK(file.is_open());
   CHECK(file.is_unnamed() == supported);
-  const std::string first(100'000, 'x');
+  // Past the bytes hashed inline, so that the rest goes to the threads.
+  std::string first(upload_server::StreamingSha256::inline_bytes + 300'000, 'x');
+  first[123'456] = 'y';
   const std::string second = std::string{"\0\r\n--", 5} + "tail";
   REQUIRE_FALSE(file.write(first));
   REQUIRE_FALSE(file.write(""));
