@@ -135,6 +135,7 @@ TEST_CASE("Reason prints its name and takes string specs", "[fmt][reason]") {
   CHECK(fmt::format("{}", Reason::timeout) == "timeout");
   CHECK(fmt::format("{}", Reason::cancelled) == "cancelled");
   CHECK(fmt::format("{}", Reason::closed) == "closed");
+  CHECK(fmt::format("{}", Reason::pressure) == "pressure");
   CHECK(fmt::format("[{:>10}]", Reason::timeout) == "[   timeout]");
   CHECK(fmt::format("[{:<10}]", Reason::closed) == "[closed    ]");
   CHECK(fmt::format("[{:*^11}]", Reason::no_slot) == "[**no_slot**]");
@@ -172,6 +173,10 @@ TEST_CASE("Rejection prints one sentence per reason", "[fmt][rejection]") {
         "upload of 500 MiB needs 50 MiB: the request was cancelled");
   CHECK(sentence(Reason::closed, 500 * MiB, 50 * MiB, 10 * MiB, 8, 8) ==
         "upload of 500 MiB needs 50 MiB: the server is shutting down");
+  CHECK(sentence(Reason::pressure, 500 * MiB, 50 * MiB, 10 * MiB, 2, 8) ==
+        "upload of 500 MiB needs 50 MiB: the server is short of memory, retry later");
+  CHECK(sentence(Reason::pressure, 4, 0, 200 * MiB, 0, 8) ==
+        "upload of 4 B needs a slot: the server is short of memory, retry later");
 }
 
 TEST_CASE("Rejection sentences from real SlotPool refusals", "[fmt][rejection]") {
@@ -280,11 +285,11 @@ TEST_CASE("Stats prints one line", "[fmt][stats]") {
   }
   SECTION("every reason, in enum order") {
     admit::Stats s;
-    s.rejected = {1, 2, 3, 4, 5, 6, 7};
+    s.rejected = {1, 2, 3, 4, 5, 6, 7, 8};
     CHECK(fmt::format("{}", s) ==
           "bytes 0 B of 0 B in use (peak 0 B), slots 0 of 0 (peak 0), waiters 0, admitted 0, "
-          "rejected 28 (too_large 1, no_slot 2, no_memory 3, queue_full 4, timeout 5, "
-          "cancelled 6, closed 7)");
+          "rejected 36 (too_large 1, no_slot 2, no_memory 3, queue_full 4, timeout 5, "
+          "cancelled 6, closed 7, pressure 8)");
   }
   SECTION("without rejections") {
     admit::SlotPool pool{server_config};

@@ -43,6 +43,8 @@ WebSocketRefusal websocket_refusal(const admit::Rejection& rejection) {
   }
   if (rejection.reason == admit::Reason::no_slot) {
     text = fmt::format("{}: all {} slots in use, retry later", reason, rejection.slots);
+  } else if (rejection.reason == admit::Reason::pressure) {
+    text = fmt::format("{}: the server is short of memory, retry later", reason);
   } else {
     text = fmt::format("{}: needs {} bytes, {} free of {}, retry later", reason,
                        rejection.needed_bytes, rejection.available_bytes, rejection.memory_budget);

@@ -28,7 +28,8 @@
 //                 ("needs a slot: ..." when Y was free: the wait was for a slot)
 //     cancelled   "upload of X needs Y: the request was cancelled"
 //     closed      "upload of X needs Y: the server is shutting down"
-//                 (in all four, "needs a slot" when Y is 0)
+//     pressure    "upload of X needs Y: the server is short of memory, retry later"
+//                 (in all five, "needs a slot" when Y is 0)
 //                 (try_grow on an empty reservation, which reports closed with
 //                  no pool figures: "upload of X needs Y: the reservation holds
 //                  nothing (released or moved from)")
@@ -251,6 +252,8 @@ struct fmt::formatter<admit::Rejection> : admit::detail::EmptySpecFormatter {
                                 ": the reservation holds nothing (released or moved from)");
         }
         return fmt::format_to(need(r, ctx.out()), ": the server is shutting down");
+      case Reason::pressure:
+        return fmt::format_to(need(r, ctx.out()), ": the server is short of memory, retry later");
     }
     return fmt::format_to(ctx.out(), "upload of {} needs {}: refused ({})", declared, needed,
                           admit::to_string(r.reason));

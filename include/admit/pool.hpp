@@ -35,6 +35,12 @@
 //     Stats::double_releases, in release builds too: the pool stays exact
 //     (reservation.hpp says what is detected).
 //
+// Pressure: set_pressure(true) (for example from MemoryWatch, environment.hpp,
+// when the machine runs short of memory) admits nobody new until
+// set_pressure(false): try_acquire and try_grow are refused at once with
+// `pressure`, waiting requests (old and new) keep waiting for their deadline
+// and are admitted when it clears. Off, it costs the fast path nothing.
+//
 // Lifecycle: close() refuses new requests and answers every waiter with
 // `closed`; reservations already held keep working. wait_idle(deadline) then
 // waits until all are back, for a graceful shutdown. The pool must outlive
@@ -90,8 +96,8 @@ class SlotPool {
   SlotPool& operator=(const SlotPool&) = delete;
 
   /// Admits an upload of `declared_size` bytes now, or refuses it: never waits.
-  /// Refusal order: closed, too_large, no_slot, no_memory (and, in FIFO mode
-  /// while others wait, no_slot or no_memory: what is free is theirs).
+  /// Refusal order: closed, too_large, pressure, no_slot, no_memory (and, in
+  /// FIFO mode while others wait, no_slot or no_memory: what is free is theirs).
   [[nodiscard]] Admission try_acquire(std::uint64_t declared_size) noexcept {
     const std::uint64_t needed = policy_.bytes_for(declared_size);
     return answer(declared_size, needed, core_.try_acquire(declared_size, needed));
@@ -139,6 +145,12 @@ class SlotPool {
   /// `closed`. Reservations already held keep working. Idempotent.
   void close() noexcept { core_.close(); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
+
+  /// Pressure on: nobody new is admitted (try_acquire and try_grow are refused
+  /// with Reason::pressure; waiting and new blocking or async requests wait).
+  /// Off: the waiters that fit are admitted at once. Idempotent, thread-safe.
+  void set_pressure(bool on) noexcept { core_.set_pressure(on); }
+  [[nodiscard]] bool under_pressure() const noexcept { return core_.under_pressure(); }
 
   /// Blocks until no reservation is held, or `deadline`; true if idle.
   bool wait_idle(clock::time_point deadline = clock::time_point::max()) noexcept {

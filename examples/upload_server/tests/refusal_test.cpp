@@ -43,7 +43,8 @@ TEST_CASE(
     "every transient reason is 503 with Retry-After, and a WebSocket close that invites a retry",
     "[refusal]") {
   const Reason reason = GENERATE(Reason::no_slot, Reason::no_memory, Reason::queue_full,
-                                 Reason::timeout, Reason::cancelled, Reason::closed);
+                                 Reason::timeout, Reason::cancelled, Reason::closed,
+                                 Reason::pressure);
   CAPTURE(admit::to_string(reason));
   const auto http = http_refusal(refusal(reason));
   CHECK(http.status == 503);

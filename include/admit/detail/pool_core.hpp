@@ -13,8 +13,8 @@
 //            slot's generation: a reservation is the claim (slot, generation)
 //            and the bytes it was given.
 //   queue_   waiters, under mutex_. The attention bit is set exactly while the
-//            queue is non-empty, the pool is closed, or someone waits for idle
-//            (update_attention_locked, always under mutex_).
+//            queue is non-empty, the pool is closed or under pressure, or
+//            someone waits for idle (update_attention_locked, under mutex_).
 // Fast path (no attention bit): try_acquire is one CAS loop on state_ plus a
 //   SlotBitmap claim (lock-free); release is one fetch_and and one fetch_sub
 //   (wait-free). Neither allocates, locks or throws.
@@ -37,8 +37,8 @@
 //   Giving capacity back is a release RMW on state_; taking it is an acquire
 //   CAS; so what a previous holder did before it released happens-before the
 //   admission that reuses its capacity. The attention bit is set with a
-//   release RMW after closed_ / queued_ are written; a fast path that sees the
-//   bit re-reads state_ with acquire before reading them. Statistics and the
+//   release RMW after closed_ / pressure_ / queued_ are written; a fast path
+//   that sees the bit re-reads state_ with acquire before reading them. Statistics and the
 //   budget value are relaxed: they order nothing.
 #pragma once
 
@@ -120,9 +120,14 @@ class alignas(cache_line_size) PoolCore {
       return rejection(Reason::too_large, declared_size, extra, word, budget);
     }
     for (;;) {
-      // FIFO: bytes a waiter is owed do not go to a running upload first.
-      if (packed::has_attention(word) && queue_has_priority()) [[unlikely]] {
-        return rejection(Reason::no_memory, declared_size, extra, word, budget);
+      if (packed::has_attention(word)) [[unlikely]] {
+        if (pressure_flag()) {
+          return rejection(Reason::pressure, declared_size, extra, word, budget);
+        }
+        // FIFO: bytes a waiter is owed do not go to a running upload first.
+        if (queue_has_priority()) {
+          return rejection(Reason::no_memory, declared_size, extra, word, budget);
+        }
       }
       if (extra > available(word, budget)) {
         return rejection(Reason::no_memory, declared_size, extra, word, budget);
@@ -206,6 +211,17 @@ class alignas(cache_line_size) PoolCore {
     return closed_.load(std::memory_order_acquire);
   }
 
+  /// Turns pressure on (nobody new is admitted: try_acquire and try_grow are
+  /// refused with `pressure`, waiters keep waiting) or off (waiters that fit
+  /// are admitted). Idempotent.
+  void set_pressure(bool on) noexcept;
+
+  [[nodiscard]] bool under_pressure() const noexcept {
+    // acquire: pairs with the release store in set_pressure, so a caller that
+    // sees the state also sees what was done before it was set.
+    return pressure_.load(std::memory_order_acquire);
+  }
+
   /// Blocks until no slot is held, or `deadline`; true if the pool is idle.
   bool wait_idle(Clock::time_point deadline) noexcept;
 
@@ -235,6 +251,7 @@ class alignas(cache_line_size) PoolCore {
     s.rejected.timeout = rejected(Reason::timeout);
     s.rejected.cancelled = rejected(Reason::cancelled);
     s.rejected.closed = rejected(Reason::closed);
+    s.rejected.pressure = rejected(Reason::pressure);
     s.double_releases = double_releases_.load(std::memory_order_relaxed);
     return s;
   }
@@ -266,6 +283,10 @@ class alignas(cache_line_size) PoolCore {
     for (;;) {
       if (!ForQueue && packed::has_attention(word)) [[unlikely]] {
         if (closed_flag()) return {false, Reason::closed, {}, word, budget};
+        if (pressure_flag()) {
+          const Reason why = needed > budget ? Reason::too_large : Reason::pressure;
+          return {false, why, {}, word, budget};
+        }
         if (queue_has_priority()) {
           // FIFO: what is free is owed to the waiters ahead of us.
           if (needed > budget) return {false, Reason::too_large, {}, word, budget};
@@ -294,6 +315,12 @@ class alignas(cache_line_size) PoolCore {
     return closed_.load(std::memory_order_relaxed);
   }
 
+  /// After seeing the attention bit: is the pool under pressure?
+  bool pressure_flag() const noexcept {
+    see_slow_path_state();
+    return pressure_.load(std::memory_order_relaxed);
+  }
+
   /// After seeing the attention bit: must a newcomer queue behind waiters?
   bool queue_has_priority() const noexcept {
     see_slow_path_state();
@@ -305,7 +332,7 @@ class alignas(cache_line_size) PoolCore {
     // acquire: this reads the RMW that set the bit or a later write (read-read
     // coherence), and every write to state_ is an RMW, so it is in the release
     // sequence of the fetch_or(release) in update_attention_locked(), which
-    // came after closed_ / queued_ were written: the relaxed loads that follow
+    // came after closed_ / pressure_ / queued_ were written: the relaxed loads that follow
     // see them. (Not a fence: ThreadSanitizer does not model fences, and GCC
     // rejects them under -fsanitize=thread.)
     static_cast<void>(state_.load(std::memory_order_acquire));
@@ -445,6 +472,7 @@ class alignas(cache_line_size) PoolCore {
   std::atomic<std::uint64_t> double_releases_{0};
   // The slow path: read by the fast path only after it sees the attention bit.
   alignas(cache_line_size) std::atomic<bool> closed_{false};
+  std::atomic<bool> pressure_{false};
   std::atomic<std::uint64_t> queued_{0};
   std::mutex mutex_;
   WaitQueue queue_;                 // guarded by mutex_
