@@ -252,6 +252,8 @@ TEST_CASE("cgroup v1: hierarchical_memory_limit binds, with the usage of the lev
     root.write("sys/fs/cgroup/memory/pod/container/memory.stat",
                "hierarchical_memory_limit 9223372036854771712\n");
     CHECK(root.read() == facts(mem_total, 200 * MiB, MemorySource::meminfo));
+    fs::remove(root.path() / "proc/meminfo");  // no MemTotal to compare it with
+    CHECK(root.read() == std::nullopt);
   }
   SECTION("without memory.stat, the tightest limit_in_bytes on the way up") {
     fs::remove(root.path() / "sys/fs/cgroup/memory/pod/container/memory.stat");
@@ -263,8 +265,10 @@ TEST_CASE("cgroup v1: hierarchical_memory_limit binds, with the usage of the lev
     CHECK(root.read() == facts(GiB, 800 * MiB, MemorySource::cgroup_v1));
   }
   SECTION("a key that only starts like it is not it") {
-    root.write("sys/fs/cgroup/memory/pod/container/memory.stat", "hierarchical_memory_limit_x 1\n");
-    CHECK(root.read() == facts(GiB, 800 * MiB, MemorySource::cgroup_v1));
+    root.write("sys/fs/cgroup/memory/pod/container/memory.stat",
+               "hierarchical_memory_limit_x 1\nhierarchical_memory_limit " +
+                   std::to_string(512 * MiB) + "\n");
+    CHECK(root.read() == facts(512 * MiB, 200 * MiB, MemorySource::cgroup_v1));
   }
 }
 
@@ -322,6 +326,21 @@ TEST_CASE("a listed cgroup that is not under the mount falls back to the mount r
     root.write("sys/fs/cgroup/memory/memory.limit_in_bytes", bytes(GiB));
     root.write("sys/fs/cgroup/memory/memory.usage_in_bytes", bytes(50 * MiB));
     CHECK(root.read() == facts(GiB, 50 * MiB, MemorySource::cgroup_v1));
+  }
+  SECTION("v1 in a pod: the mount root's memory.stat has the pod's limit, set above it") {
+    root.write("proc/self/cgroup", "4:memory:/kubepods/pod1/abc\n");
+    root.write("sys/fs/cgroup/memory/memory.limit_in_bytes", v1_no_limit);
+    root.write("sys/fs/cgroup/memory/memory.usage_in_bytes", bytes(50 * MiB));
+    root.write("sys/fs/cgroup/memory/memory.stat",
+               "cache 0\nhierarchical_memory_limit " + std::to_string(GiB) + "\n");
+    CHECK(root.read() == facts(GiB, 50 * MiB, MemorySource::cgroup_v1));
+  }
+  SECTION("a listed path that exists only in part is not followed in part") {
+    root.write("proc/self/cgroup", "0::/shared/abc\n");
+    root.write("sys/fs/cgroup/memory.max", bytes(GiB));
+    root.write("sys/fs/cgroup/memory.current", bytes(50 * MiB));
+    root.write("sys/fs/cgroup/shared/memory.max", bytes(100 * MiB));  // someone else's
+    CHECK(root.read() == facts(GiB, 50 * MiB, MemorySource::cgroup_v2));
   }
   SECTION("a path climbing out with .. (another cgroup namespace) is not followed") {
     root.write("proc/self/cgroup", "0::/../outside\n");
