@@ -29,7 +29,10 @@
 //
 // The rules:
 //   - The tightest limit on the path counts; on a tie the ancestor's, whose
-//     usage includes its descendants'. usage_bytes is that cgroup's usage.
+//     usage includes its descendants'. usage_bytes is that cgroup's usage,
+//     else (unreadable, or a v1 limit set above a container's mount root, on
+//     no level it can see) the process's own cgroup's, else MemTotal -
+//     MemAvailable.
 //   - "No limit" is v2's "max", v1's LONG_MAX rounded down to the page size
 //     (9223372036854771712 with 4 KiB pages) and any limit above MemTotal:
 //     then the limit is MemTotal, source is meminfo, and usage_bytes is the
@@ -56,8 +59,8 @@
 #include <system_error>
 #include <vector>
 
-#include "config.hpp"  // PoolConfig::max_memory_budget, which budget_for saturates to
-#include "detail/failure.hpp"
+#include "config.hpp"          // PoolConfig::max_memory_budget, which budget_for saturates to
+#include "detail/failure.hpp"  // ADMIT_HAS_EXCEPTIONS: no try block without exceptions
 #include "detail/kernel_files.hpp"
 
 namespace admit {
