@@ -6,6 +6,7 @@
 
 #include "admission.hpp"
 #include "config.hpp"
+#include "environment.hpp"
 #include "policy.hpp"
 #include "pool.hpp"
 #include "rejection.hpp"
