@@ -20,6 +20,7 @@
 #endif
 
 #include "catch.hpp"
+#include "fake_root.hpp"
 
 using admit::BudgetRule;
 using admit::GiB;
@@ -31,6 +32,7 @@ using admit::PoolConfig;
 using admit::TiB;
 
 namespace fs = std::filesystem;
+using admit_test::FakeRoot;
 
 namespace Catch {
 template <>
@@ -46,42 +48,6 @@ struct StringMaker<std::optional<MemoryFacts>> {
 namespace {
 
 constexpr std::uint64_t max_u64 = std::numeric_limits<std::uint64_t>::max();
-
-/// A fresh directory laid out like / by the test, removed with everything in it.
-class FakeRoot {
- public:
-  FakeRoot() {
-    std::random_device random;
-    const fs::path base = fs::temp_directory_path();
-    for (;;) {
-      path_ = base / ("admit-environment-test-" + std::to_string(random()));
-      if (fs::create_directory(path_)) break;
-    }
-  }
-  FakeRoot(const FakeRoot&) = delete;
-  FakeRoot& operator=(const FakeRoot&) = delete;
-  ~FakeRoot() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-
-  [[nodiscard]] const fs::path& path() const { return path_; }
-
-  void write(std::string_view file, std::string_view text) const {
-    const fs::path target = path_ / file;
-    fs::create_directories(target.parent_path());
-    std::ofstream out{target, std::ios::binary};
-    out << text;
-    REQUIRE(out.good());
-  }
-
-  void mkdir(std::string_view dir) const { fs::create_directories(path_ / dir); }
-
-  [[nodiscard]] std::optional<MemoryFacts> read() const { return admit::read_memory_facts(path_); }
-
- private:
-  fs::path path_;
-};
 
 // The machine of every fake root that has a /proc/meminfo: 16 GiB, 12 GiB available.
 constexpr std::uint64_t mem_total = 16 * GiB;

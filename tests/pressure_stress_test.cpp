@@ -12,6 +12,12 @@
 // a call made the call entirely under pressure (for an async request: from
 // the call to its handler).
 //
+// "a MemoryWatch polling while the pool is in use": a thread rewrites a fake
+// cgroup (the limit and the usage move), another polls a MemoryWatch on it
+// (start()'s thread, and poll() from the test too), while workers admit and
+// release: never more slots or bytes than the largest budget set, and
+// everything back at the end.
+//
 // Bounded by ADMIT_STRESS_OPS (default 2,000,000 operations in all, a quarter
 // of them here) and ADMIT_STRESS_THREADS (default 4).
 #include <admit/admit.hpp>
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "fake_root.hpp"
 #include "support.hpp"
 #include "wait_support.hpp"
 
@@ -55,6 +62,7 @@ struct Shared {
   std::atomic<std::uint64_t> async_issued{0};
   std::atomic<std::uint64_t> async_answered{0};
   std::atomic<std::uint64_t> answered_twice{0};
+  std::atomic<std::uint64_t> ops{0};  // by all workers: the toggler's clock
 };
 
 struct AsyncRequest {
@@ -73,6 +81,8 @@ void worker(Shared& shared, std::latch& start, std::uint64_t ops, std::uint64_t 
   start.arrive_and_wait();
   for (std::uint64_t op = 0;
        op < ops || shared.phase.load(std::memory_order_relaxed) < 2 * min_pressure_cycles; ++op) {
+    // relaxed: a progress count that orders nothing.
+    shared.ops.fetch_add(1, std::memory_order_relaxed);
     admit::SlotReservation& r = held[rng() % held.size()];
     const std::uint64_t size = 1 + rng() % (12 * MiB);
     const unsigned dice = static_cast<unsigned>(rng() % 100);
@@ -137,6 +147,16 @@ void worker(Shared& shared, std::latch& start, std::uint64_t ops, std::uint64_t 
   }));
 }
 
+// Waits until the workers have done a few hundred to a few thousand more
+// operations: each phase spans real work however the threads are scheduled.
+void let_workers_run(Shared& shared, std::mt19937_64& rng) {
+  const std::uint64_t until = shared.ops.load(std::memory_order_relaxed) + 200 + rng() % 2000;
+  while (shared.ops.load(std::memory_order_relaxed) < until &&
+         !shared.workers_done.load(std::memory_order_acquire)) {
+    std::this_thread::yield();
+  }
+}
+
 void toggler(Shared& shared, std::latch& start, std::uint64_t seed) {
   std::mt19937_64 rng{seed};
   start.arrive_and_wait();
@@ -145,14 +165,10 @@ void toggler(Shared& shared, std::latch& start, std::uint64_t seed) {
     shared.pool.set_pressure(true);
     // release: a worker that reads this phase sees pressure set before it.
     shared.phase.fetch_add(1, std::memory_order_release);
-    for (unsigned spin = static_cast<unsigned>(rng() % 300); spin != 0; --spin) {
-      std::this_thread::yield();
-    }
+    let_workers_run(shared, rng);
     shared.phase.fetch_add(1, std::memory_order_release);
     shared.pool.set_pressure(false);
-    for (unsigned spin = static_cast<unsigned>(rng() % 300); spin != 0; --spin) {
-      std::this_thread::yield();
-    }
+    let_workers_run(shared, rng);
   }
 }
 
@@ -202,4 +218,71 @@ TEST_CASE("pressure turned on and off under load never admits and never loses ca
     all.push_back(std::move(shared.pool.try_acquire(budget / slot_count)).value());
   }
   CHECK(shared.pool.stats().bytes_in_use == budget / slot_count * slot_count);
+}
+
+TEST_CASE("a MemoryWatch polling while the pool is in use loses nothing", "[stress][pressure]") {
+  const auto threads = static_cast<unsigned>(env_or("ADMIT_STRESS_THREADS", 4));
+  const std::uint64_t ops_per_thread = env_or("ADMIT_STRESS_OPS", 2'000'000) / 8 / threads;
+  admit_test::FakeRoot root;
+  const auto write_cgroup = [&](std::uint64_t limit, std::uint64_t usage) {
+    root.write("sys/fs/cgroup/memory.max", std::to_string(limit) + "\n");
+    root.write("sys/fs/cgroup/memory.current", std::to_string(usage) + "\n");
+  };
+  root.write("proc/self/cgroup", "0::/\n");
+  write_cgroup(64 * MiB, MiB);
+  admit::SlotPool<admit::FlatPolicy> pool{
+      admit::PoolConfig{.memory_budget = budget, .slots = slot_count}, admit::FlatPolicy{100}};
+  // Budgets are 50 % of limits in 32..128 MiB: at most 64 MiB.
+  admit::MemoryWatch watch{pool, admit::WatchConfig{.rule = {.percent = 50}, .root = root.path()}};
+  std::latch start{static_cast<std::ptrdiff_t>(threads) + 2};
+  admit_test::StatsWatcher watcher{
+      [&] { return pool.stats(); },
+      [](const admit::Stats& s) { return s.bytes_in_use > budget || s.slots_in_use > slot_count; },
+      start};
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> polls{0};
+  constexpr std::uint64_t min_polls = 200;
+  std::thread rewriter{[&] {
+    std::mt19937_64 rng{3};
+    start.arrive_and_wait();
+    watch.start(std::chrono::milliseconds{1});
+    while (!done.load(std::memory_order_acquire)) {
+      const std::uint64_t limit = (32 + rng() % 97) * MiB;
+      write_cgroup(limit, rng() % limit);
+      if (watch.poll().facts) ++polls;
+      std::this_thread::yield();
+    }
+    watch.stop();
+  }};
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < threads; ++t) {
+    workers.emplace_back([&, t] {
+      std::mt19937_64 rng{500 + t};
+      std::array<admit::SlotReservation, 2> held;
+      start.arrive_and_wait();
+      // Past the operations until the watch has polled often, however the
+      // threads are scheduled.
+      for (std::uint64_t op = 0; op < ops_per_thread || polls.load() < min_polls; ++op) {
+        admit::SlotReservation& r = held[rng() % held.size()];
+        if (rng() % 2 == 0) {
+          admit::Admission a = pool.try_acquire(1 + rng() % (8 * MiB));
+          if (a) r = std::move(a).value();
+        } else {
+          r.release();
+        }
+      }
+    });
+  }
+  for (std::thread& w : workers) w.join();
+  done.store(true, std::memory_order_release);
+  rewriter.join();
+  watcher.stop();
+  INFO(polls.load() << " polls with facts, " << watcher.checks() << " snapshots");
+  CHECK(polls.load() >= min_polls);
+  CHECK(watcher.violations() == 0);
+  const admit::Stats s = pool.stats();
+  CHECK(s.bytes_in_use == 0);
+  CHECK(s.slots_in_use == 0);
+  CHECK(s.waiters == 0);
+  CHECK(s.double_releases == 0);
 }

@@ -6,7 +6,12 @@
 // machine's: a server that sizes itself from /proc/meminfo in a 2 GiB pod on a
 // 64 GiB node is killed by the OOM killer long before it refuses an upload.
 // read_memory_facts() finds the tightest limit that applies and what is in use
-// against it; budget_for() turns that into a budget for PoolConfig.
+// against it; budget_for() turns that into a budget for PoolConfig; and
+// MemoryWatch follows both while the server runs (a pod resized in place, a
+// neighbour filling the machine), moving the pool's budget and turning its
+// pressure on (SlotPool::set_pressure: nobody new is admitted) when usage, or
+// the kernel's pressure-stall information (read_memory_pressure), crosses a
+// high watermark, and off again below a low one.
 //
 // Where the figures come from (Linux; elsewhere read_memory_facts() finds
 // nothing):
@@ -50,16 +55,24 @@
 // changed while the process runs.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <new>
+#include <mutex>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "config.hpp"          // PoolConfig::max_memory_budget, which budget_for saturates to
+#include "pool.hpp"            // SlotPool, which a MemoryWatch follows
 #include "detail/failure.hpp"  // ADMIT_HAS_EXCEPTIONS: no try block without exceptions
 #include "detail/kernel_files.hpp"
 
@@ -94,178 +107,12 @@ struct MemoryFacts {
   friend bool operator==(const MemoryFacts&, const MemoryFacts&) = default;
 };
 
-namespace detail {
+}  // namespace admit
 
-namespace kf = kernel_files;
-namespace fs = std::filesystem;
+// How the facts are read: the cgroup hierarchies and /proc/meminfo.
+#include "detail/memory_facts.hpp"  // IWYU pragma: export
 
-/// cgroup v1 writes "no limit" as LONG_MAX rounded down to the page size;
-/// everything from here up is that value for pages of up to 1 MiB.
-inline constexpr std::uint64_t v1_no_limit_floor =
-    (std::uint64_t{1} << 63) - (std::uint64_t{1} << 20);
-
-/// What one cgroup hierarchy says. `limit` is the tightest real limit on the
-/// path and `limit_usage` the usage of the cgroup that has it; `own_usage` is
-/// the usage of the deepest level with a usable usage file.
-struct CgroupMemory {
-  MemorySource source;
-  std::optional<std::uint64_t> limit = std::nullopt;
-  std::optional<std::uint64_t> limit_usage = std::nullopt;
-  std::optional<std::uint64_t> own_usage = std::nullopt;
-
-  [[nodiscard]] bool found() const noexcept { return limit || own_usage; }
-};
-
-[[nodiscard]] inline std::optional<std::uint64_t> read_value(const fs::path& file) {
-  const auto text = kf::read_small_file(file);
-  return text ? kf::parse_value_file(*text) : std::nullopt;
-}
-
-/// The directories from `mount` down to the cgroup at `cgroup_path`, mount
-/// first; just the mount when that cgroup is not there (a container whose
-/// own cgroup is the mount root, a removed cgroup listed as "/x (deleted)",
-/// or a path that climbs out with ".." from another cgroup namespace); empty
-/// when there is no such mount.
-[[nodiscard]] inline std::vector<fs::path> cgroup_levels(const fs::path& mount,
-                                                         std::string_view cgroup_path) {
-  std::error_code ec;
-  if (!fs::is_directory(mount, ec)) return {};
-  std::vector<fs::path> levels{mount};
-  for (const fs::path& part : fs::path{cgroup_path}.relative_path()) {
-    if (part == "..") return {mount};
-    if (part.empty() || part == ".") continue;
-    levels.push_back(levels.back() / part);
-  }
-  if (!fs::is_directory(levels.back(), ec)) return {mount};
-  return levels;
-}
-
-[[nodiscard]] inline CgroupMemory read_v2(const std::vector<fs::path>& levels) {
-  CgroupMemory memory{.source = MemorySource::cgroup_v2};
-  for (const fs::path& level : levels) {  // mount first: strict < keeps the ancestor on a tie
-    const std::optional<std::uint64_t> usage = read_value(level / "memory.current");
-    // "max" is no limit on this level, and so is a missing or unusable file.
-    const std::optional<std::uint64_t> limit = read_value(level / "memory.max");
-    if (limit && (!memory.limit || *limit < *memory.limit)) {
-      memory.limit = limit;
-      memory.limit_usage = usage;
-    }
-    if (usage) memory.own_usage = usage;
-  }
-  return memory;
-}
-
-[[nodiscard]] inline CgroupMemory read_v1(const std::vector<fs::path>& levels) {
-  CgroupMemory memory{.source = MemorySource::cgroup_v1};
-  std::vector<std::optional<std::uint64_t>> limits;
-  std::vector<std::optional<std::uint64_t>> usages;
-  for (const fs::path& level : levels) {
-    std::optional<std::uint64_t> limit = read_value(level / "memory.limit_in_bytes");
-    if (limit && *limit >= v1_no_limit_floor) limit.reset();
-    limits.push_back(limit);
-    usages.push_back(read_value(level / "memory.usage_in_bytes"));
-    if (usages.back()) memory.own_usage = usages.back();
-  }
-  if (levels.empty()) return memory;
-
-  // The kernel's own answer covers ancestors above a container's mount root
-  // too; which level holds it is only needed for the usage.
-  std::optional<std::uint64_t> hierarchical;
-  if (const auto stat = kf::read_small_file(levels.back() / "memory.stat")) {
-    hierarchical = kf::stat_value(*stat, "hierarchical_memory_limit");
-  }
-  if (hierarchical) {
-    if (*hierarchical >= v1_no_limit_floor) return memory;
-    memory.limit = hierarchical;
-    for (std::size_t i = 0; i < levels.size(); ++i) {
-      if (limits[i] == hierarchical) {
-        memory.limit_usage = usages[i];
-        break;
-      }
-    }
-    return memory;
-  }
-  for (std::size_t i = 0; i < levels.size(); ++i) {
-    if (limits[i] && (!memory.limit || *limits[i] < *memory.limit)) {
-      memory.limit = limits[i];
-      memory.limit_usage = usages[i];
-    }
-  }
-  return memory;
-}
-
-[[nodiscard]] inline std::optional<CgroupMemory> read_cgroup(const fs::path& root) {
-  const auto proc = kf::read_small_file(root / "proc/self/cgroup");
-  if (!proc) return std::nullopt;
-  const kf::ProcCgroup paths = kf::parse_proc_cgroup(*proc);
-  const fs::path base = root / "sys/fs/cgroup";
-  if (paths.v2_path) {
-    for (const fs::path& mount : {base, base / "unified"}) {
-      const CgroupMemory memory = read_v2(cgroup_levels(mount, *paths.v2_path));
-      if (memory.found()) return memory;
-    }
-  }
-  if (paths.v1_memory_path) {
-    const CgroupMemory memory = read_v1(cgroup_levels(base / "memory", *paths.v1_memory_path));
-    if (memory.found()) return memory;
-  }
-  return std::nullopt;
-}
-
-struct Meminfo {
-  std::uint64_t total;
-  std::optional<std::uint64_t> used;
-};
-
-[[nodiscard]] inline std::optional<Meminfo> read_meminfo(const fs::path& root) {
-  const auto text = kf::read_small_file(root / "proc/meminfo");
-  if (!text) return std::nullopt;
-  const auto total = kf::meminfo_bytes(*text, "MemTotal");
-  if (!total || *total == 0) return std::nullopt;
-  Meminfo info{.total = *total, .used = std::nullopt};
-  // What is not free, never below 0: a test root may claim more free than total.
-  const auto used_besides = [&](std::uint64_t free) {
-    return free < *total ? *total - free : std::uint64_t{0};
-  };
-  if (const auto available = kf::meminfo_bytes(*text, "MemAvailable")) {
-    info.used = used_besides(*available);
-  } else {
-    const auto free = kf::meminfo_bytes(*text, "MemFree");
-    const auto buffers = kf::meminfo_bytes(*text, "Buffers");
-    const auto cached = kf::meminfo_bytes(*text, "Cached");
-    if (free && buffers && cached) {
-      // Each is below MemTotal on a real kernel; on a garbage file the sum must not wrap.
-      const auto add = [](std::uint64_t a, std::uint64_t b) {
-        return b > std::numeric_limits<std::uint64_t>::max() - a
-                   ? std::numeric_limits<std::uint64_t>::max()
-                   : a + b;
-      };
-      info.used = used_besides(add(add(*free, *buffers), *cached));
-    }
-  }
-  return info;
-}
-
-[[nodiscard]] inline std::optional<MemoryFacts> memory_facts_at(const fs::path& root) {
-  const std::optional<CgroupMemory> cgroup = read_cgroup(root);
-  const std::optional<Meminfo> meminfo = read_meminfo(root);
-  const std::optional<std::uint64_t> meminfo_used = meminfo ? meminfo->used : std::nullopt;
-  if (cgroup && cgroup->limit && (!meminfo || *cgroup->limit <= meminfo->total)) {
-    const auto usage = cgroup->limit_usage ? cgroup->limit_usage
-                       : cgroup->own_usage ? cgroup->own_usage
-                                           : meminfo_used;
-    if (!usage) return std::nullopt;
-    return MemoryFacts{
-        .limit_bytes = *cgroup->limit, .usage_bytes = *usage, .source = cgroup->source};
-  }
-  if (!meminfo) return std::nullopt;
-  const auto usage = cgroup && cgroup->own_usage ? cgroup->own_usage : meminfo_used;
-  if (!usage) return std::nullopt;
-  return MemoryFacts{
-      .limit_bytes = meminfo->total, .usage_bytes = *usage, .source = MemorySource::meminfo};
-}
-
-}  // namespace detail
+namespace admit {
 
 /// The memory limit this process runs under and its usage, read from the
 /// files under `root` (tests pass a directory laid out like /): see the top
@@ -305,10 +152,221 @@ struct BudgetRule {
   if (rule.reserve_bytes >= facts.limit_bytes) return 0;
   const std::uint64_t usable = facts.limit_bytes - rule.reserve_bytes;
   const std::uint64_t percent = rule.percent < 100 ? rule.percent : 100;
-  // usable * percent could wrap; splitting usable = 100 q + r keeps every
-  // intermediate at most usable, and floor(q p + r p / 100) is the exact result.
-  const std::uint64_t budget = usable / 100 * percent + usable % 100 * percent / 100;
+  // Exact, and never wraps (policy.hpp).
+  const std::uint64_t budget = detail::percent_of(usable, static_cast<std::uint32_t>(percent));
   return budget < PoolConfig::max_memory_budget ? budget : PoolConfig::max_memory_budget;
 }
+
+
+/// PSI's memory "some avg10" under `root`: the percentage (0..100) of the last
+/// 10 s in which at least one task of this process's cgroup (cgroup v2's
+/// memory.pressure) or, without one, of the machine (/proc/pressure/memory)
+/// waited for memory. A rising figure means reclaim is already slowing the
+/// server down, before usage reaches any limit. nullopt where the kernel has
+/// no PSI (before 4.20, or booted without it), on other systems, and on
+/// anything unreadable.
+[[nodiscard]] inline std::optional<double> read_memory_pressure(
+    const std::filesystem::path& root = "/") noexcept {
+#if !defined(__linux__)
+  static_cast<void>(root);
+  return std::nullopt;
+#elif ADMIT_HAS_EXCEPTIONS
+  try {
+    return detail::memory_pressure_at(root);
+  } catch (const std::bad_alloc&) {
+    return std::nullopt;
+  }
+#else
+  return detail::memory_pressure_at(root);
+#endif
+}
+
+// --- Following live: MemoryWatch ---------------------------------------------
+
+/// How a MemoryWatch turns what it reads into a budget and a pressure state.
+struct WatchConfig {
+  BudgetRule rule{};           ///< the budget from the facts; rule.percent in 1..100
+  unsigned high_percent = 90;  ///< pressure on at usage >= this % of the limit; 1..100
+  unsigned low_percent = 80;   ///< and off again only at usage <= this %; < high_percent
+  /// Pressure on as well while PSI's memory "some avg10" (the share of the
+  /// last 10 s in which a task stalled waiting for memory, in percent) is at
+  /// least this; 0 = PSI is not read. Off again once it is below.
+  double psi_some_avg10 = 0;
+  std::filesystem::path root = "/";  ///< where /proc and /sys are (tests: a fake tree)
+};
+
+/// What one MemoryWatch::poll() saw and did.
+struct WatchResult {
+  std::optional<MemoryFacts> facts;      ///< nullopt: nothing readable, nothing changed
+  std::optional<double> psi_some_avg10;  ///< when PSI is read and was readable
+  std::uint64_t budget = 0;              ///< the pool's budget after the poll
+  bool pressure = false;                 ///< the pool's pressure after the poll
+  bool budget_changed = false;           ///< this poll set a new budget
+  bool pressure_changed = false;         ///< this poll turned pressure on or off
+};
+
+/// Why a MemoryWatch would refuse `config`, naming the field
+/// ("admit::WatchConfig::low_percent must be below high_percent (90), got 95");
+/// nullopt when it is valid.
+[[nodiscard]] inline std::optional<std::string> validation_error(const WatchConfig& config) {
+  const auto error = [](const char* field, const std::string& limit, auto got) {
+    return std::string{"admit::WatchConfig::"} + field + " must be " + limit + ", got " +
+           std::to_string(got);
+  };
+  if (config.rule.percent < 1 || config.rule.percent > 100) {
+    return error("rule.percent", "in 1..100", config.rule.percent);
+  }
+  if (config.high_percent < 1 || config.high_percent > 100) {
+    return error("high_percent", "in 1..100", config.high_percent);
+  }
+  if (config.low_percent >= config.high_percent) {
+    return error("low_percent", "below high_percent (" + std::to_string(config.high_percent) + ")",
+                 config.low_percent);
+  }
+  if (!(config.psi_some_avg10 >= 0 && config.psi_some_avg10 <= 100)) {  // NaN fails too
+    return std::string{"admit::WatchConfig::psi_some_avg10 must be in 0..100, got "} +
+           std::to_string(config.psi_some_avg10);
+  }
+  return std::nullopt;
+}
+
+/// Ties a pool to the memory the machine reports: each poll() reads the facts
+/// (read_memory_facts), sets the pool's budget to budget_for(facts, rule) when
+/// it changed, and turns the pool's pressure on when usage reaches
+/// high_percent of the limit (or PSI reaches psi_some_avg10) and off again
+/// only once usage is back at low_percent or below (and PSI below its
+/// threshold): watermarks with hysteresis, so a usage that hovers at one
+/// line does not flap. With nothing readable a poll changes nothing and says
+/// so (WatchResult::facts is nullopt).
+///
+/// Call poll() from a timer of your own, or let start(interval) call it on a
+/// thread of the watch's. poll() is thread-safe (polls are serialized) and
+/// never throws; it is not on the admission path. The pool must outlive the
+/// watch. A budget of 0 (a reserve at least the limit) is set as 1 byte, the
+/// pool's smallest: nothing that needs a byte fits.
+class MemoryWatch {
+ public:
+  /// Throws std::invalid_argument naming the field (without exceptions:
+  /// aborts) unless validation_error(config) is nullopt.
+  template <MemoryPolicy Policy>
+  MemoryWatch(SlotPool<Policy>& pool, WatchConfig config)
+      : pool_{&pool, &set_budget_of<Policy>, &set_pressure_of<Policy>, &budget_of<Policy>,
+              &under_pressure_of<Policy>},
+        config_{validated(std::move(config))} {}
+
+  MemoryWatch(const MemoryWatch&) = delete;
+  MemoryWatch& operator=(const MemoryWatch&) = delete;
+  /// Stops start()'s thread, if any.
+  ~MemoryWatch() { stop(); }
+
+  /// Reads the facts once and applies them (see the class comment).
+  WatchResult poll() noexcept {
+    const std::scoped_lock lock{poll_mutex_};
+    WatchResult result;
+    result.facts = read_memory_facts(config_.root);
+    if (config_.psi_some_avg10 > 0) result.psi_some_avg10 = read_memory_pressure(config_.root);
+    if (result.facts) {
+      const MemoryFacts& facts = *result.facts;
+      const std::uint64_t budget = std::max<std::uint64_t>(budget_for(facts, config_.rule), 1);
+      if (budget != pool_.budget(pool_.pool)) {
+        pool_.set_budget(pool_.pool, budget);
+        result.budget_changed = true;
+      }
+      const bool stalling =
+          result.psi_some_avg10 && *result.psi_some_avg10 >= config_.psi_some_avg10;
+      const bool high =
+          stalling || facts.usage_bytes >= detail::percent_of(facts.limit_bytes, config_.high_percent);
+      const bool low =
+          !stalling && facts.usage_bytes <= detail::percent_of(facts.limit_bytes, config_.low_percent);
+      if (const bool on = pressure_ ? !low : high; on != pressure_) {
+        pressure_ = on;
+        pool_.set_pressure(pool_.pool, on);
+        result.pressure_changed = true;
+      }
+    }
+    result.budget = pool_.budget(pool_.pool);
+    result.pressure = pool_.under_pressure(pool_.pool);
+    return result;
+  }
+
+  /// Calls poll() every `interval` on a thread of the watch's until stop() or
+  /// the destructor; a second call only changes the interval. Throws
+  /// std::invalid_argument if `interval` is not positive, std::system_error
+  /// if the thread cannot start.
+  void start(std::chrono::milliseconds interval) {
+    if (interval <= std::chrono::milliseconds::zero()) {
+      detail::fail_invalid_argument("admit::MemoryWatch::start: interval must be positive, got " +
+                                    std::to_string(interval.count()) + "ms");
+    }
+    const std::scoped_lock lock{thread_mutex_};
+    interval_ = interval;
+    stopping_ = false;
+    if (!thread_.joinable()) thread_ = std::thread{[this] { run(); }};
+    wakeup_.notify_one();
+  }
+
+  /// Stops start()'s thread and waits for it; does nothing if none runs.
+  void stop() noexcept {
+    {
+      const std::scoped_lock lock{thread_mutex_};
+      stopping_ = true;
+    }
+    wakeup_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+  [[nodiscard]] const WatchConfig& config() const noexcept { return config_; }
+
+ private:
+  // The pool, whatever its policy: a watch is one type for every pool.
+  struct PoolAccess {
+    void* pool;
+    void (*set_budget)(void*, std::uint64_t);
+    void (*set_pressure)(void*, bool) noexcept;
+    std::uint64_t (*budget)(void*) noexcept;
+    bool (*under_pressure)(void*) noexcept;
+  };
+  template <class Policy>
+  static void set_budget_of(void* pool, std::uint64_t bytes) {
+    static_cast<SlotPool<Policy>*>(pool)->set_memory_budget(bytes);
+  }
+  template <class Policy>
+  static void set_pressure_of(void* pool, bool on) noexcept {
+    static_cast<SlotPool<Policy>*>(pool)->set_pressure(on);
+  }
+  template <class Policy>
+  static std::uint64_t budget_of(void* pool) noexcept {
+    return static_cast<SlotPool<Policy>*>(pool)->memory_budget();
+  }
+  template <class Policy>
+  static bool under_pressure_of(void* pool) noexcept {
+    return static_cast<SlotPool<Policy>*>(pool)->under_pressure();
+  }
+
+  static WatchConfig validated(WatchConfig config) {
+    if (auto error = validation_error(config)) detail::fail_invalid_argument(*error);
+    return config;
+  }
+
+  void run() noexcept {
+    std::unique_lock lock{thread_mutex_};
+    while (!stopping_) {
+      lock.unlock();
+      static_cast<void>(poll());
+      lock.lock();
+      wakeup_.wait_for(lock, interval_, [this] { return stopping_; });
+    }
+  }
+
+  PoolAccess pool_;
+  const WatchConfig config_;
+  std::mutex poll_mutex_;
+  bool pressure_ = false;  // what this watch last set; guarded by poll_mutex_
+  std::mutex thread_mutex_;
+  std::condition_variable wakeup_;
+  std::chrono::milliseconds interval_{0};  // guarded by thread_mutex_
+  bool stopping_ = false;                  // guarded by thread_mutex_
+  std::thread thread_;
+};
 
 }  // namespace admit

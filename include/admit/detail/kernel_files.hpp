@@ -170,4 +170,35 @@ struct ProcCgroup {
   return result;
 }
 
+/// The "some avg10" figure of a PSI file (/proc/pressure/memory, a cgroup's
+/// memory.pressure): the percentage of the last 10 s in which at least one
+/// task stalled on memory. Its first line reads
+/// "some avg10=1.53 avg60=0.20 avg300=0.04 total=123456"; the figure is
+/// digits, optionally a point and more digits, in 0..100. nullopt otherwise.
+[[nodiscard]] inline std::optional<double> parse_psi_some_avg10(std::string_view text) {
+  constexpr std::string_view prefix = "some avg10=";
+  if (!text.starts_with(prefix)) return std::nullopt;
+  text.remove_prefix(prefix.size());
+  // Parsed by hand: std::from_chars for double is missing from libc++ 14, and
+  // strtod depends on the locale's decimal point.
+  double value = 0;
+  std::size_t i = 0;
+  for (; i < text.size() && text[i] >= '0' && text[i] <= '9' && i < 3; ++i) {
+    value = value * 10 + (text[i] - '0');
+  }
+  if (i == 0) return std::nullopt;
+  if (i < text.size() && text[i] == '.') {
+    double scale = 0.1;
+    const std::size_t first_decimal = ++i;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9' && i < first_decimal + 6; ++i) {
+      value += (text[i] - '0') * scale;
+      scale /= 10;
+    }
+    if (i == first_decimal) return std::nullopt;
+  }
+  if (i < text.size() && text[i] != ' ' && text[i] != '\n') return std::nullopt;
+  if (value > 100) return std::nullopt;
+  return value;
+}
+
 }  // namespace admit::detail::kernel_files
