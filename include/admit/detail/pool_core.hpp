@@ -282,9 +282,12 @@ class alignas(cache_line_size) PoolCore {
     std::uint64_t word = state_.load(std::memory_order_relaxed);
     for (;;) {
       if (!ForQueue && packed::has_attention(word)) [[unlikely]] {
-        if (closed_flag()) return {false, Reason::closed, {}, word, budget};
-        if (pressure_flag()) {
-          const Reason why = needed > budget ? Reason::too_large : Reason::pressure;
+        // One load for both states that refuse everyone: attempt() must stay
+        // small enough to be inlined into try_acquire.
+        if (const Blocked blocked = blocked_flag(); blocked != Blocked::no) {
+          const Reason why = blocked == Blocked::closed ? Reason::closed
+                             : needed > budget          ? Reason::too_large
+                                                        : Reason::pressure;
           return {false, why, {}, word, budget};
         }
         if (queue_has_priority()) {
@@ -309,16 +312,30 @@ class alignas(cache_line_size) PoolCore {
     }
   }
 
-  /// After seeing the attention bit: is the pool closed?
-  bool closed_flag() const noexcept {
+  /// Whether everyone new is refused, and why: closed_ and pressure_ in one
+  /// figure, kept by set_blocked_locked() (closed wins: it is for good).
+  enum class Blocked : std::uint8_t { no, pressure, closed };
+
+  /// After seeing the attention bit: is everyone new refused?
+  Blocked blocked_flag() const noexcept {
     see_slow_path_state();
-    return closed_.load(std::memory_order_relaxed);
+    return blocked_.load(std::memory_order_relaxed);
   }
 
   /// After seeing the attention bit: is the pool under pressure?
   bool pressure_flag() const noexcept {
     see_slow_path_state();
     return pressure_.load(std::memory_order_relaxed);
+  }
+
+  /// Derives blocked_ from closed_ and pressure_. Under mutex_, before
+  /// update_attention_locked() publishes it.
+  void set_blocked_locked() noexcept {
+    // relaxed: published by the release RMW in update_attention_locked.
+    blocked_.store(closed_.load(std::memory_order_relaxed)     ? Blocked::closed
+                   : pressure_.load(std::memory_order_relaxed) ? Blocked::pressure
+                                                               : Blocked::no,
+                   std::memory_order_relaxed);
   }
 
   /// After seeing the attention bit: must a newcomer queue behind waiters?
@@ -473,6 +490,7 @@ class alignas(cache_line_size) PoolCore {
   // The slow path: read by the fast path only after it sees the attention bit.
   alignas(cache_line_size) std::atomic<bool> closed_{false};
   std::atomic<bool> pressure_{false};
+  std::atomic<Blocked> blocked_{Blocked::no};
   std::atomic<std::uint64_t> queued_{0};
   std::mutex mutex_;
   WaitQueue queue_;                 // guarded by mutex_

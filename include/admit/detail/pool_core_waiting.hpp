@@ -103,6 +103,7 @@ inline void PoolCore::close() noexcept {
     if (closed_.load(std::memory_order_relaxed)) return;
     // relaxed: published by the release RMW in update_attention_locked.
     closed_.store(true, std::memory_order_relaxed);
+    set_blocked_locked();
     while (Waiter* w = queue_.front()) answer_locked(*w, Reason::closed, ready);
     update_attention_locked();
   }
@@ -117,6 +118,7 @@ inline void PoolCore::set_pressure(bool on) noexcept {
     // release: for under_pressure(); fast paths see it through the release
     // RMW in update_attention_locked.
     pressure_.store(on, std::memory_order_release);
+    set_blocked_locked();
     // Off: the waiters that fit now are admitted (dispatch updates the bit).
     if (on) {
       update_attention_locked();
