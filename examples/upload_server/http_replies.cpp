@@ -120,6 +120,20 @@ Reply storage_failure_reply(std::error_code error, std::string_view message) {
   return error_reply(http::status::internal_server_error, "storage", message);
 }
 
+Reply health_reply(bool under_pressure, bool keep_alive) {
+  Reply reply;
+  reply.content_type = "text/plain";
+  reply.keep_alive = keep_alive;
+  if (under_pressure) {
+    reply.status = http::status::service_unavailable;
+    reply.body = "pressure\n";
+    reply.retry_after = retry_after_seconds(admit::Reason::pressure);
+  } else {
+    reply.body = "ok\n";
+  }
+  return reply;
+}
+
 Reply created_reply(const std::vector<Stored>& stored, bool keep_alive) {
   nlohmann::json files = nlohmann::json::array();
   for (const Stored& file : stored) {

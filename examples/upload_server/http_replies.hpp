@@ -1,7 +1,11 @@
 // http_replies.hpp - every answer the HTTP side of the server gives, built
 // without a network so that the unit tests can check each one.
 //
-// Answers other than a 201 are JSON with a machine-readable "error" (the
+// GET /healthz answers 200 "ok\n", or 503 "pressure\n" with Retry-After while
+// the pool is under memory pressure (--follow-memory), so that a load
+// balancer sends new uploads elsewhere; both text/plain.
+//
+// Answers other than a 201 and /healthz's are JSON with a machine-readable "error" (the
 // status, in words) and a "message" for people, plus "reason" and the figures
 // where the server has them:
 //
@@ -89,6 +93,10 @@ struct Reply {
 
 /// 507 if `error` is out of space, else 500; `message` says what failed.
 [[nodiscard]] Reply storage_failure_reply(std::error_code error, std::string_view message);
+
+/// GET /healthz: 200 "ok\n", or 503 "pressure\n" with a refused upload's
+/// Retry-After while the pool is under pressure (new uploads are refused).
+[[nodiscard]] Reply health_reply(bool under_pressure, bool keep_alive);
 
 /// 201: {"files": [{"name", "bytes", "sha256"}, ...]} with every stored file,
 /// and the first one's name, bytes and sha256 at the top level as well (the

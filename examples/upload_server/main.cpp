@@ -16,6 +16,10 @@
 // when descriptors run short, the longest-waiting connection (no complete
 // request yet) is closed to make room; accept() failing for want of
 // descriptors sheds too, and backs off, logging once per episode.
+//
+// --budget auto derives the budget from the memory limit at start; with
+// --follow-memory the budget follows the limit and new uploads are refused
+// while memory usage is high (memory_follow.hpp).
 #include <fmt/format.h>
 #include <admit/config.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -47,6 +51,7 @@
 
 #include "connection_limits.hpp"
 #include "http_session.hpp"
+#include "memory_follow.hpp"
 #include "options.hpp"
 #include "server.hpp"
 #include "storage.hpp"
@@ -303,6 +308,15 @@ net::awaitable<void> shut_down(Server& server, tcp::acceptor& acceptor, int sign
 }
 
 int run(const upload_server::Options& options) {
+  // --budget auto: from the memory limit read now (memory_follow.hpp), before
+  // anything is created on disk.
+  const upload_server::StartingBudget budget = upload_server::starting_budget(options);
+  if (budget.budget == 0) {
+    fmt::print(stderr, "{}\n", budget.line);
+    return 1;
+  }
+  if (!budget.line.empty()) fmt::print("{}\n", budget.line);
+
   std::error_code fs_error;
   std::filesystem::create_directories(options.dir, fs_error);
   if (fs_error) {
@@ -329,7 +343,7 @@ int run(const upload_server::Options& options) {
   // return their reservations to the pool and count themselves out of the
   // server, so both must still exist.
   upload_server::Pool pool{
-      admit::PoolConfig{.memory_budget = options.budget, .slots = options.slots}, options.policy};
+      admit::PoolConfig{.memory_budget = budget.budget, .slots = options.slots}, options.policy};
 
   // --max-connections 0: what the descriptor limit leaves after the reserve.
   const std::uint64_t nofile = descriptor_limit();
@@ -367,7 +381,14 @@ int run(const upload_server::Options& options) {
   upload_server::ConnectionRegistry connections{limits,
                                                 [](int handle) { ::shutdown(handle, SHUT_RD); }};
   Server server{.options = options, .pool = pool, .connections = connections, .cut_offs = {}};
+  if (budget.facts) server.memory.limit_bytes = budget.facts->limit_bytes;
   net::io_context io{1};
+  // After the io_context, so destroyed before it: its timer is the io_context's.
+  std::optional<upload_server::MemoryFollower> follower;
+  if (options.follow_memory > std::chrono::milliseconds::zero()) {
+    follower.emplace(server, io.get_executor());
+    follower->start();  // a first poll now: under pressure already, say so before listening
+  }
   tcp::acceptor acceptor{io};
   boost::system::error_code ec;
   const tcp::endpoint endpoint{net::ip::make_address(options.host, ec), options.port};
@@ -382,8 +403,12 @@ int run(const upload_server::Options& options) {
 
   const auto local = acceptor.local_endpoint();
   fmt::print("policy {}, budget {} bytes, {} slots, wait {} ms, admission {}\n",
-             options.policy.name(), options.budget, options.slots, options.wait.count(),
+             options.policy.name(), pool.memory_budget(), options.slots, options.wait.count(),
              options.admission ? "on" : "off");
+  if (follower) {
+    fmt::print("memory: following every {} ms; pressure on at {}% of the limit, off at {}%\n",
+               options.follow_memory.count(), options.pressure_high, options.pressure_low);
+  }
   fmt::print("connections: at most {}{}, {} per address\n", max_connections, derived_from,
              limits.max_per_ip == 0 ? std::string{"any number"}
                                     : fmt::format("at most {}", limits.max_per_ip));

@@ -6,6 +6,7 @@
 // 200MiB, got '20x'"), ready to print above the usage text.
 #pragma once
 
+#include <admit/environment.hpp>  // admit::BudgetRule, what --budget auto derives the budget by
 #include <admit/units.hpp>
 
 #include <chrono>
@@ -22,10 +23,14 @@
 namespace upload_server {
 
 struct Options {
-  std::string host = "127.0.0.1";            ///< --host: address to listen on
-  std::uint16_t port = 8080;                 ///< --port: 0 picks a free port
-  std::filesystem::path dir = "uploads";     ///< --dir: where uploads are stored
-  std::uint64_t budget = 200 * admit::MiB;   ///< --budget: memory for all uploads
+  std::string host = "127.0.0.1";           ///< --host: address to listen on
+  std::uint16_t port = 8080;                ///< --port: 0 picks a free port
+  std::filesystem::path dir = "uploads";    ///< --dir: where uploads are stored
+  std::uint64_t budget = 200 * admit::MiB;  ///< --budget SIZE: memory for all uploads
+  /// --budget auto[:PERCENT%[-SIZE]]: the budget is derived at start from the
+  /// memory limit (admit::read_memory_facts under memory_root) by this rule,
+  /// and `budget` is unused. Unset: `budget` as given.
+  std::optional<admit::BudgetRule> budget_rule;
   std::uint32_t slots = 16;                  ///< --slots: uploads at once
   AnyPolicy policy;                          ///< --policy: bytes each upload reserves
   std::string policy_text = "tiered";        ///< --policy as given, for logs
@@ -60,12 +65,27 @@ struct Options {
   /// --max-connections-per-ip: open connections from one address; 0 = no cap.
   std::uint32_t max_connections_per_ip = 0;
 
+  // The memory the server runs in (memory_follow.hpp).
+  /// --follow-memory: with --budget auto, read the memory limit and usage this
+  /// often; the budget follows the limit, and the pool is under pressure (new
+  /// uploads refused) between the --pressure watermarks. 0: read once at start.
+  std::chrono::milliseconds follow_memory{0};
+  /// --pressure HIGH%/LOW%: pressure on at usage >= HIGH % of the limit, off
+  /// again at <= LOW %; LOW < HIGH <= 100.
+  unsigned pressure_high = 90;
+  unsigned pressure_low = 80;
+  /// --memory-root: where --budget auto reads /proc and /sys (tests: a fake tree).
+  std::filesystem::path memory_root = "/";
+
   bool help = false;  ///< --help: print usage() and exit
 };
 
 /// Parses the arguments after the program name. Accepts "--flag value" and
 /// "--flag=value"; a later flag overrides an earlier one. Throws
-/// std::invalid_argument naming the flag (or the unknown argument) and the value.
+/// std::invalid_argument naming the flag (or the unknown argument) and the value,
+/// and for a flag that would have no effect without another (--follow-memory
+/// needs --budget auto, --pressure needs --follow-memory, --memory-root needs
+/// --budget auto), naming both.
 [[nodiscard]] Options parse_options(std::span<const std::string_view> args);
 
 /// The --help text, with `program` as the command name.

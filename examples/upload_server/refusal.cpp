@@ -6,15 +6,11 @@
 
 namespace upload_server {
 
-namespace {
-
 // Long enough for a client to see the effect of others finishing, short
 // enough not to idle. A closing server is not coming back soon.
 unsigned retry_after_seconds(admit::Reason reason) {
   return reason == admit::Reason::closed ? 30 : 1;
 }
-
-}  // namespace
 
 std::string refusal_json(const admit::Rejection& rejection) {
   const nlohmann::json body = {

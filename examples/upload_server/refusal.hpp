@@ -9,7 +9,8 @@
 //   no_memory,    503 + Retry-After: 1       1013 (try again later)
 //   queue_full,
 //   timeout,
-//   cancelled
+//   cancelled,
+//   pressure
 //   closed        503 + Retry-After: 30      1001 (going away: shutting down)
 //
 // The JSON body (HTTP) carries the reason and every figure of the Rejection;
@@ -37,6 +38,9 @@ struct WebSocketRefusal {
 /// {"reason":..., "message":..., "declared_size":..., "needed_bytes":...,
 ///  "available_bytes":..., "memory_budget":..., "slots_in_use":..., "slots":...}
 [[nodiscard]] std::string refusal_json(const admit::Rejection& rejection);
+
+/// The Retry-After (seconds) of a 503 for `reason`: 30 for closed, else 1.
+[[nodiscard]] unsigned retry_after_seconds(admit::Reason reason);
 
 [[nodiscard]] HttpRefusal http_refusal(const admit::Rejection& rejection);
 

@@ -91,7 +91,8 @@ void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
 }
 
 std::string metrics_text(const Server& server) {
-  return prometheus_text(server.pool.stats()) + prometheus_text(server.connections.stats());
+  return prometheus_text(server.pool.stats()) + prometheus_text(server.connections.stats()) +
+         prometheus_text(server.memory, server.pool.under_pressure());
 }
 
 }  // namespace upload_server

@@ -20,6 +20,7 @@
 
 #include "any_policy.hpp"
 #include "connection_limits.hpp"
+#include "metrics.hpp"  // MemoryFigures
 #include "options.hpp"
 
 namespace upload_server {
@@ -80,10 +81,11 @@ struct Server {
   int uploads_running = 0;  // admitted and not finished; read by the shutdown
   int uploads_told = 0;     // of those, the ones whose client has had its answer (a close)
   CutOffs cut_offs;
+  MemoryFigures memory{};  // the limit and the usage last read (memory_follow.hpp)
 };
 
-/// The body of GET /metrics: the pool's figures and the connections'
-/// (metrics.hpp).
+/// The body of GET /metrics: the pool's figures, the connections' and the
+/// memory's (metrics.hpp).
 [[nodiscard]] std::string metrics_text(const Server& server);
 
 /// Names an upload in the log: "http#12", "ws#3".

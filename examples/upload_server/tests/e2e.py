@@ -12,11 +12,12 @@ what was seen, and the last 30 lines of the server's log. Every wait is bounded;
 a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and, for hostile
-clients, e2e_hostile_http.py, e2e_hostile_storage.py, e2e_hostile_ws.py,
-e2e_hostile_ws_request.py (WebSocket clients after and before "ready") and
-e2e_hostile_connections.py; what they share in e2e_context.py and the support modules
-it names (e2e_support.py, e2e_server.py, e2e_clients.py, e2e_metrics.py).
+in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py, e2e_memory.py
+(--budget auto, --follow-memory) and, for hostile clients, e2e_hostile_http.py,
+e2e_hostile_storage.py, e2e_hostile_ws.py, e2e_hostile_ws_request.py (WebSocket
+clients after and before "ready") and e2e_hostile_connections.py; what they share
+in e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
+e2e_clients.py, e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
 """
@@ -44,6 +45,7 @@ import e2e_hostile_ws_request  # noqa: E402
 import e2e_hostile_connections  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
+import e2e_memory  # noqa: E402
 import e2e_websocket  # noqa: E402
 from e2e_context import Ctx  # noqa: E402
 from e2e_server import describe_exit  # noqa: E402
@@ -70,6 +72,8 @@ CASES: dict[str, tuple[Case, float]] = {
     "http_errors": (e2e_http.http_errors, LIMIT),
     "graceful_shutdown": (e2e_lifecycle.graceful_shutdown, LIMIT),
     "shutdown_grace_expired": (e2e_lifecycle.shutdown_grace_expired, LIMIT),
+    "memory_follow": (e2e_memory.memory_follow, LIMIT),
+    "memory_auto_refused": (e2e_memory.memory_auto_refused, LIMIT),
     "http_slow_client": (e2e_hostile_http.http_slow_client, 30.0),
     "http_idle_body": (e2e_hostile_http.http_idle_body, 30.0),
     "http_min_rate": (e2e_hostile_http.http_min_rate, 30.0),

@@ -169,3 +169,20 @@ TEST_CASE("check_body_limit: the one limit, for every upload path", "[body_limit
   CHECK(upload_server::over_body_limit_close(*at_most).reason.size() <=
         upload_server::max_close_reason);
 }
+
+TEST_CASE("/healthz: 200 ok, or 503 pressure with Retry-After while under pressure",
+          "[http_replies][memory]") {
+  const Reply ok = upload_server::health_reply(false, true);
+  CHECK(ok.status == http::status::ok);
+  CHECK(ok.body == "ok\n");
+  CHECK(ok.content_type == "text/plain");
+  CHECK(ok.retry_after == 0);
+  CHECK(ok.keep_alive);
+
+  const Reply pressure = upload_server::health_reply(true, false);
+  CHECK(pressure.status == http::status::service_unavailable);
+  CHECK(pressure.body == "pressure\n");
+  CHECK(pressure.content_type == "text/plain");
+  CHECK(pressure.retry_after == 1);  // a refused upload's, for Reason::pressure
+  CHECK_FALSE(pressure.keep_alive);
+}
