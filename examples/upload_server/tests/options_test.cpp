@@ -295,8 +295,9 @@ TEST_CASE("usage names the program and documents every flag", "[options]") {
   CHECK(text.starts_with("usage: upload_server [flags]\n"));
   for (const char* flag :
        {"--host", "--port", "--dir", "--budget", "--slots", "--policy", "--wait", "--max-body",
-        "--admission", "--fsync", "--hash-threads", "--grace", "--body-timeout", "--min-rate", "--header-timeout",
-        "--first-message-timeout", "--max-connections", "--max-connections-per-ip", "--help"}) {
+        "--admission", "--fsync", "--hash-threads", "--grace", "--body-timeout", "--min-rate",
+        "--header-timeout", "--first-message-timeout", "--max-connections",
+        "--max-connections-per-ip", "--help"}) {
     INFO(flag);
     CHECK(contains(text, std::string{"\n  "} + flag + " "));
   }
