@@ -30,8 +30,8 @@ struct HashStream {
   std::array<std::size_t, count> sizes{};
   std::size_t first = 0;
   std::size_t filled = 0;
-  bool queued = false;     // in the threads' queue or being hashed
-  bool abandoned = false;  // its StreamingSha256 is gone: drop, do not hash
+  bool queued = false;                     // in the threads' queue or being hashed
+  bool abandoned = false;                  // its StreamingSha256 is gone: drop, do not hash
   std::shared_ptr<HashStream> next_ready;  // guarded by HashThreads::mutex_
 
   [[nodiscard]] std::string_view buffer(std::size_t index) const noexcept {
@@ -171,9 +171,9 @@ void StreamingSha256::update(std::string_view data) {
     }
     // Outside the lock: no thread reads this buffer until `filled` counts it.
     const std::size_t size = std::min(data.size(), detail::HashStream::size - stream.filling);
-    std::memcpy(stream.buffers.get() + stream.fill_index * detail::HashStream::size +
-                    stream.filling,
-                data.data(), size);
+    std::memcpy(
+        stream.buffers.get() + stream.fill_index * detail::HashStream::size + stream.filling,
+        data.data(), size);
     stream.filling += size;
     data.remove_prefix(size);
     if (stream.filling == detail::HashStream::size) hand_over();

@@ -88,8 +88,8 @@ class StreamingSha256 {
   ~StreamingSha256();
 
   /// Hashes `data` after everything before it; past the inline bytes, copies
-  /// it into a buffer that goes to a thread once full. Throws std::bad_alloc if the buffers cannot be allocated (then
-  /// nothing of `data` was taken).
+  /// it into a buffer that goes to a thread once full. Throws std::bad_alloc if the buffers cannot
+  /// be allocated (then nothing of `data` was taken).
   void update(std::string_view data);
 
   /// Waits for every update to be hashed, then returns the digest as 64

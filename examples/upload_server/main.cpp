@@ -329,8 +329,7 @@ int run(const upload_server::Options& options) {
   // hashed on these threads, so they must outlive them.
   upload_server::HashThreads hash_threads{
       options.hash_threads.value_or(upload_server::HashThreads::default_count())};
-  upload_server::StorageMode mode{.sync_commits = options.fsync,
-                                  .hash_threads = &hash_threads};
+  upload_server::StorageMode mode{.sync_commits = options.fsync, .hash_threads = &hash_threads};
   const char* partial = std::getenv("UPLOAD_SERVER_PARTIAL_FILES");
   if (partial != nullptr && std::string_view{partial} == "hidden") mode.unnamed_files = false;
   upload_server::set_storage_mode(mode);

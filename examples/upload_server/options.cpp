@@ -163,8 +163,7 @@ constexpr std::array<Flag, 22> flags{{
        if (v == "auto") {
          o.hash_threads.reset();
        } else {
-         o.hash_threads =
-             parse_integer<std::uint32_t>(v, 0, 64, "auto or a thread count in 0..64");
+         o.hash_threads = parse_integer<std::uint32_t>(v, 0, 64, "auto or a thread count in 0..64");
        }
      }},
     {"--grace", true, [](Options& o, std::string_view v) { o.grace = parse_duration(v); }},

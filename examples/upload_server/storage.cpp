@@ -349,7 +349,8 @@ std::error_code UploadFile::open(const fs::path& dir, std::string_view safe_name
 
 std::error_code UploadFile::create(const fs::path& dir, std::string_view safe_name) {
   State state;
-  state.sha256.emplace(hash_threads_used.load(std::memory_order_relaxed));  // before the file exists, so that a bad_alloc leaves none behind
+  // Before the file exists, so that a bad_alloc leaves none behind.
+  state.sha256.emplace(hash_threads_used.load(std::memory_order_relaxed));
   state.dir = dir;
   state.name = safe_name;
   std::error_code error;

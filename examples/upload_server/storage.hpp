@@ -223,10 +223,10 @@ class UploadFile {
   struct State {
     int fd = -1;
     std::filesystem::path dir;
-    std::string name;                 // the name asked for
-    std::string planned;              // the candidate commit() tries first
-    unsigned candidate = 0;           // its index in the sequence of candidates
-    std::filesystem::path temp_path;  // the hidden file; empty when unnamed
+    std::string name;                       // the name asked for
+    std::string planned;                    // the candidate commit() tries first
+    unsigned candidate = 0;                 // its index in the sequence of candidates
+    std::filesystem::path temp_path;        // the hidden file; empty when unnamed
     std::optional<StreamingSha256> sha256;  // engaged while open
     std::uint64_t bytes = 0;
     std::uint64_t held = 0;  // bytes fallocate holds

@@ -67,8 +67,8 @@ TEST_CASE("a digest computed on hashing threads is the inline one", "[hash_threa
                     inline_part + 20 * buffer + 17, std::size_t{6} << 20);
   // Writes smaller than a buffer, of one, and larger (split across buffers),
   // none of them aligned to the inline part's end.
-  const std::size_t write_size =
-      GENERATE(std::size_t{1000}, StreamingSha256::buffer_size, 3 * StreamingSha256::buffer_size + 5);
+  const std::size_t write_size = GENERATE(std::size_t{1000}, StreamingSha256::buffer_size,
+                                          3 * StreamingSha256::buffer_size + 5);
   INFO(thread_count << " threads, " << size << " bytes in writes of " << write_size);
   const std::string data = pattern(size, static_cast<std::uint32_t>(size + write_size));
   CHECK(streamed_digest(&threads, data, write_size) == inline_digest(data));
