@@ -107,12 +107,6 @@ struct MemoryFacts {
   friend bool operator==(const MemoryFacts&, const MemoryFacts&) = default;
 };
 
-}  // namespace admit
-
-// How the facts are read: the cgroup hierarchies and /proc/meminfo.
-#include "detail/memory_facts.hpp"  // IWYU pragma: export
-
-namespace admit {
 
 /// The memory limit this process runs under and its usage, read from the
 /// files under `root` (tests pass a directory laid out like /): see the top
@@ -120,21 +114,7 @@ namespace admit {
 /// there, on a system other than Linux, and when memory runs out while
 /// reading.
 [[nodiscard]] inline std::optional<MemoryFacts> read_memory_facts(
-    const std::filesystem::path& root = "/") noexcept {
-#if !defined(__linux__)
-  static_cast<void>(root);
-  return std::nullopt;
-#elif ADMIT_HAS_EXCEPTIONS
-  // Only allocation can throw here: every <filesystem> call takes an error_code.
-  try {
-    return detail::memory_facts_at(root);
-  } catch (const std::bad_alloc&) {
-    return std::nullopt;
-  }
-#else
-  return detail::memory_facts_at(root);
-#endif
-}
+    const std::filesystem::path& root = "/") noexcept;
 
 /// How much of the limit a pool may budget: `percent` of what is left after
 /// `reserve_bytes` (for the heap, the stack, buffers outside the pool).
@@ -166,20 +146,7 @@ struct BudgetRule {
 /// no PSI (before 4.20, or booted without it), on other systems, and on
 /// anything unreadable.
 [[nodiscard]] inline std::optional<double> read_memory_pressure(
-    const std::filesystem::path& root = "/") noexcept {
-#if !defined(__linux__)
-  static_cast<void>(root);
-  return std::nullopt;
-#elif ADMIT_HAS_EXCEPTIONS
-  try {
-    return detail::memory_pressure_at(root);
-  } catch (const std::bad_alloc&) {
-    return std::nullopt;
-  }
-#else
-  return detail::memory_pressure_at(root);
-#endif
-}
+    const std::filesystem::path& root = "/") noexcept;
 
 // --- Following live: MemoryWatch ---------------------------------------------
 
@@ -370,3 +337,7 @@ class MemoryWatch {
 };
 
 }  // namespace admit
+
+// How the facts are read (the cgroup hierarchies, /proc/meminfo, PSI), and
+// the definitions of read_memory_facts and read_memory_pressure.
+#include "detail/memory_facts.hpp"  // IWYU pragma: export

@@ -1,18 +1,20 @@
 // admit/detail/memory_facts.hpp - how read_memory_facts() finds the limit:
 // the cgroup v2 and v1 hierarchies and /proc/meminfo, under a root. Included
-// by environment.hpp after its public types (MemorySource, MemoryFacts), whose
-// top comment states the files and the rules this follows; split only to
-// keep each file readable.
+// at the end of environment.hpp, which declares read_memory_facts and
+// read_memory_pressure and states the files and the rules this follows; split
+// only to keep each file readable.
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
 #include <limits>
+#include <new>
 #include <optional>
 #include <system_error>
 #include <vector>
 
 #include "../environment.hpp"
+#include "failure.hpp"  // ADMIT_HAS_EXCEPTIONS: no try block without exceptions
 #include "kernel_files.hpp"
 
 namespace admit {
@@ -211,5 +213,40 @@ struct Meminfo {
 }
 
 }  // namespace detail
+
+// --- The public readers (declared, and documented, in environment.hpp) -------
+
+[[nodiscard]] inline std::optional<MemoryFacts> read_memory_facts(
+    const std::filesystem::path& root) noexcept {
+#if !defined(__linux__)
+  static_cast<void>(root);
+  return std::nullopt;
+#elif ADMIT_HAS_EXCEPTIONS
+  // Only allocation can throw here: every <filesystem> call takes an error_code.
+  try {
+    return detail::memory_facts_at(root);
+  } catch (const std::bad_alloc&) {
+    return std::nullopt;
+  }
+#else
+  return detail::memory_facts_at(root);
+#endif
+}
+
+[[nodiscard]] inline std::optional<double> read_memory_pressure(
+    const std::filesystem::path& root) noexcept {
+#if !defined(__linux__)
+  static_cast<void>(root);
+  return std::nullopt;
+#elif ADMIT_HAS_EXCEPTIONS
+  try {
+    return detail::memory_pressure_at(root);
+  } catch (const std::bad_alloc&) {
+    return std::nullopt;
+  }
+#else
+  return detail::memory_pressure_at(root);
+#endif
+}
 
 }  // namespace admit
