@@ -50,8 +50,8 @@ void write_v2(const FakeRoot& root, std::uint64_t limit_mib, std::uint64_t usage
 }
 
 WatchConfig watch_config(const FakeRoot& root) {
-  return WatchConfig{.rule = {.percent = 50}, .high_percent = 90, .low_percent = 80,
-                     .root = root.path()};
+  return WatchConfig{
+      .rule = {.percent = 50}, .high_percent = 90, .low_percent = 80, .root = root.path()};
 }
 
 std::string construction_error(const WatchConfig& config) {
@@ -69,12 +69,14 @@ std::string construction_error(const WatchConfig& config) {
 TEST_CASE("a WatchConfig out of range is refused, naming the field", "[environment][watch]") {
   CHECK_FALSE(admit::validation_error(WatchConfig{}).has_value());
   const auto error = [](WatchConfig c) { return admit::validation_error(c).value_or("valid"); };
-  CHECK(error({.rule = {.percent = 0}}) == "admit::WatchConfig::rule.percent must be in 1..100, got 0");
+  CHECK(error({.rule = {.percent = 0}}) ==
+        "admit::WatchConfig::rule.percent must be in 1..100, got 0");
   CHECK(error({.rule = {.percent = 101}}) ==
         "admit::WatchConfig::rule.percent must be in 1..100, got 101");
   CHECK(error({.high_percent = 0, .low_percent = 0}) ==
         "admit::WatchConfig::high_percent must be in 1..100, got 0");
-  CHECK(error({.high_percent = 101}) == "admit::WatchConfig::high_percent must be in 1..100, got 101");
+  CHECK(error({.high_percent = 101}) ==
+        "admit::WatchConfig::high_percent must be in 1..100, got 101");
   CHECK(error({.high_percent = 80, .low_percent = 80}) ==
         "admit::WatchConfig::low_percent must be below high_percent (80), got 80");
   CHECK(admit_test::contains(error({.psi_some_avg10 = -1}),
@@ -180,8 +182,8 @@ TEST_CASE("a budget of 0 is set as the pool's smallest, 1 byte", "[environment][
   FakeRoot root;
   write_v2(root, 100, 10);
   Pool pool = make_pool();
-  MemoryWatch watch{pool, WatchConfig{.rule = {.percent = 90, .reserve_bytes = 200 * MiB},
-                                      .root = root.path()}};
+  MemoryWatch watch{
+      pool, WatchConfig{.rule = {.percent = 90, .reserve_bytes = 200 * MiB}, .root = root.path()}};
   CHECK(watch.poll().budget == 1);
   CHECK(pool.try_acquire(1));
   CHECK(pool.try_acquire(2).error().reason == Reason::too_large);
@@ -198,7 +200,8 @@ TEST_CASE("read_memory_pressure takes the cgroup's memory.pressure, else the mac
   write_v2(root, 1000, 100);
   CHECK(admit::read_memory_pressure(root.path()) == Approx(1.53));  // no memory.pressure there
   root.write("sys/fs/cgroup/pod/app/memory.pressure",
-             "some avg10=42.00 avg60=3.00 avg300=1.00 total=9\nfull avg10=0.00 avg60=0 avg300=0 total=0\n");
+             "some avg10=42.00 avg60=3.00 avg300=1.00 total=9\nfull avg10=0.00 avg60=0 avg300=0 "
+             "total=0\n");
   CHECK(admit::read_memory_pressure(root.path()) == Approx(42.0));
   for (const char* bad : {"", "garbage\n", "some avg10=\n", "some avg10=x1\n", "some avg10=1.5x\n",
                           "some avg10=101.00 avg60=0\n", "some avg10=-1.0\n", "full avg10=1.0\n"}) {

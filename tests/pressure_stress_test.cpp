@@ -72,7 +72,7 @@ struct Shared {
   std::atomic<std::uint64_t> async_answered{0};
   std::atomic<std::uint64_t> answered_twice{0};
   std::atomic<std::uint64_t> unanswered{0};  // workers whose handlers did not all run
-  std::atomic<std::uint64_t> ops{0};  // by all workers: the toggler's clock
+  std::atomic<std::uint64_t> ops{0};         // by all workers: the toggler's clock
 };
 
 bool whole_call_under_pressure(std::uint64_t before, std::uint64_t after) {
@@ -128,8 +128,8 @@ void worker(Shared& shared, std::latch& start, unsigned index, std::uint64_t ops
           size, std::chrono::microseconds{rng() % 1500},
           [&shared, &request, before](admit::Admission&& a) {
             // Admitted with pressure on since before it was asked for: wrong.
-            if (a && whole_call_under_pressure(
-                         before, shared.phase.load(std::memory_order_acquire))) {
+            if (a &&
+                whole_call_under_pressure(before, shared.phase.load(std::memory_order_acquire))) {
               ++shared.admitted_under_pressure;
             }
             // The reservation, if any, goes back at once, on whichever thread answers.
@@ -191,9 +191,7 @@ TEST_CASE("pressure turned on and off under load never admits and never loses ca
   std::latch start{static_cast<std::ptrdiff_t>(threads) + 2};
   admit_test::StatsWatcher watcher{
       [&] { return shared.pool.stats(); },
-      [](const admit::Stats& s) {
-        return s.bytes_in_use > budget || s.slots_in_use > slot_count;
-      },
+      [](const admit::Stats& s) { return s.bytes_in_use > budget || s.slots_in_use > slot_count; },
       start};
   std::thread flipper{[&] { toggler(shared, start, 7); }};
   std::vector<std::thread> workers;

@@ -61,8 +61,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <limits>
-#include <new>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -72,9 +72,9 @@
 #include <vector>
 
 #include "config.hpp"          // PoolConfig::max_memory_budget, which budget_for saturates to
-#include "pool.hpp"            // SlotPool, which a MemoryWatch follows
 #include "detail/failure.hpp"  // ADMIT_HAS_EXCEPTIONS: no try block without exceptions
 #include "detail/kernel_files.hpp"
+#include "pool.hpp"  // SlotPool, which a MemoryWatch follows
 
 namespace admit {
 
@@ -107,7 +107,6 @@ struct MemoryFacts {
   friend bool operator==(const MemoryFacts&, const MemoryFacts&) = default;
 };
 
-
 /// The memory limit this process runs under and its usage, read from the
 /// files under `root` (tests pass a directory laid out like /): see the top
 /// of this file for the files and rules. nullopt when nothing usable is
@@ -136,7 +135,6 @@ struct BudgetRule {
   const std::uint64_t budget = detail::percent_of(usable, static_cast<std::uint32_t>(percent));
   return budget < PoolConfig::max_memory_budget ? budget : PoolConfig::max_memory_budget;
 }
-
 
 /// PSI's memory "some avg10" under `root`: the percentage (0..100) of the last
 /// 10 s in which at least one task of this process's cgroup (cgroup v2's
@@ -241,10 +239,10 @@ class MemoryWatch {
       }
       const bool stalling =
           result.psi_some_avg10 && *result.psi_some_avg10 >= config_.psi_some_avg10;
-      const bool high =
-          stalling || facts.usage_bytes >= detail::percent_of(facts.limit_bytes, config_.high_percent);
-      const bool low =
-          !stalling && facts.usage_bytes <= detail::percent_of(facts.limit_bytes, config_.low_percent);
+      const bool high = stalling || facts.usage_bytes >=
+                                        detail::percent_of(facts.limit_bytes, config_.high_percent);
+      const bool low = !stalling && facts.usage_bytes <=
+                                        detail::percent_of(facts.limit_bytes, config_.low_percent);
       if (const bool on = pressure_ ? !low : high; on != pressure_) {
         pressure_ = on;
         pool_.set_pressure(pool_.pool, on);

@@ -388,11 +388,28 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
 TEST_CASE("usage names the program and documents every flag", "[options]") {
   const std::string text = upload_server::usage("upload_server");
   CHECK(text.starts_with("usage: upload_server [flags]\n"));
-  const std::vector<std::string_view> every_flag{
-      "--host", "--port", "--dir", "--budget", "--slots", "--policy", "--wait", "--max-body",
-      "--admission", "--fsync", "--hash-threads", "--grace", "--body-timeout", "--min-rate",
-      "--header-timeout", "--first-message-timeout", "--max-connections",
-      "--max-connections-per-ip", "--follow-memory", "--pressure", "--memory-root", "--help"};
+  const std::vector<std::string_view> every_flag{"--host",
+                                                 "--port",
+                                                 "--dir",
+                                                 "--budget",
+                                                 "--slots",
+                                                 "--policy",
+                                                 "--wait",
+                                                 "--max-body",
+                                                 "--admission",
+                                                 "--fsync",
+                                                 "--hash-threads",
+                                                 "--grace",
+                                                 "--body-timeout",
+                                                 "--min-rate",
+                                                 "--header-timeout",
+                                                 "--first-message-timeout",
+                                                 "--max-connections",
+                                                 "--max-connections-per-ip",
+                                                 "--follow-memory",
+                                                 "--pressure",
+                                                 "--memory-root",
+                                                 "--help"};
   for (const std::string_view flag : every_flag) {
     INFO(flag);
     CHECK(contains(text, "\n  " + std::string{flag} + " "));

@@ -42,9 +42,9 @@ TEST_CASE("too_large is 413 and close 1009, naming the need and the budget", "[r
 TEST_CASE(
     "every transient reason is 503 with Retry-After, and a WebSocket close that invites a retry",
     "[refusal]") {
-  const Reason reason = GENERATE(Reason::no_slot, Reason::no_memory, Reason::queue_full,
-                                 Reason::timeout, Reason::cancelled, Reason::closed,
-                                 Reason::pressure);
+  const Reason reason =
+      GENERATE(Reason::no_slot, Reason::no_memory, Reason::queue_full, Reason::timeout,
+               Reason::cancelled, Reason::closed, Reason::pressure);
   CAPTURE(admit::to_string(reason));
   const auto http = http_refusal(refusal(reason));
   CHECK(http.status == 503);

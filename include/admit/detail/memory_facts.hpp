@@ -212,40 +212,42 @@ struct Meminfo {
       .limit_bytes = meminfo->total, .usage_bytes = *usage, .source = MemorySource::meminfo};
 }
 
+// Only allocation can throw in the readers: every <filesystem> call takes an
+// error_code, and running out of memory while reading is "nothing usable".
+template <class Read>
+[[nodiscard]] auto nullopt_on_bad_alloc(Read read) noexcept -> decltype(read()) {
+#if ADMIT_HAS_EXCEPTIONS
+  try {
+    return read();
+  } catch (const std::bad_alloc&) {
+    return std::nullopt;
+  }
+#else
+  return read();
+#endif
+}
+
 }  // namespace detail
 
 // --- The public readers (declared, and documented, in environment.hpp) -------
 
 [[nodiscard]] inline std::optional<MemoryFacts> read_memory_facts(
     const std::filesystem::path& root) noexcept {
-#if !defined(__linux__)
+#if defined(__linux__)
+  return detail::nullopt_on_bad_alloc([&] { return detail::memory_facts_at(root); });
+#else
   static_cast<void>(root);
   return std::nullopt;
-#elif ADMIT_HAS_EXCEPTIONS
-  // Only allocation can throw here: every <filesystem> call takes an error_code.
-  try {
-    return detail::memory_facts_at(root);
-  } catch (const std::bad_alloc&) {
-    return std::nullopt;
-  }
-#else
-  return detail::memory_facts_at(root);
 #endif
 }
 
 [[nodiscard]] inline std::optional<double> read_memory_pressure(
     const std::filesystem::path& root) noexcept {
-#if !defined(__linux__)
+#if defined(__linux__)
+  return detail::nullopt_on_bad_alloc([&] { return detail::memory_pressure_at(root); });
+#else
   static_cast<void>(root);
   return std::nullopt;
-#elif ADMIT_HAS_EXCEPTIONS
-  try {
-    return detail::memory_pressure_at(root);
-  } catch (const std::bad_alloc&) {
-    return std::nullopt;
-  }
-#else
-  return detail::memory_pressure_at(root);
 #endif
 }
 
