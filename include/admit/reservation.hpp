@@ -65,7 +65,7 @@ class [[nodiscard]] SlotReservation {
   SlotReservation() noexcept = default;
 
   SlotReservation(SlotReservation&& other) noexcept
-      : core_{std::exchange(other.core_, nullptr)},
+      : core_{(other.assert_unattached(), std::exchange(other.core_, nullptr))},
         bytes_{std::exchange(other.bytes_, 0)},
         declared_size_{std::exchange(other.declared_size_, 0)},
         slot_{std::exchange(other.slot_, 0)},
@@ -76,6 +76,7 @@ class [[nodiscard]] SlotReservation {
   /// one that assigns to this reservation must find it already updated.
   SlotReservation& operator=(SlotReservation&& other) noexcept {
     if (this != &other) {
+      other.assert_unattached();
       SlotReservation previous{std::move(*this)};
       core_ = std::exchange(other.core_, nullptr);
       bytes_ = std::exchange(other.bytes_, 0);
@@ -109,6 +110,7 @@ class [[nodiscard]] SlotReservation {
   /// empty. Calling it again, or on an empty reservation, does nothing. On a
   /// stale copy it gives back nothing (see the file comment).
   void release() noexcept {
+    assert_unattached();
     if (core_ != nullptr) {
       // Empty first: giving back may run async handlers (ticket.hpp), which
       // must see this reservation already released.
@@ -187,12 +189,22 @@ class [[nodiscard]] SlotReservation {
     generation_ = 0;
   }
 
+  /// A ReservationResource charging this object needs it to stay put.
+  void assert_unattached() const noexcept {
+    assert(resources_ == 0 &&
+           "admit: SlotReservation released, destroyed or moved from while a "
+           "ReservationResource still charges it (destroy the resource first)");
+  }
+
   detail::PoolCore* core_ = nullptr;
   std::uint64_t bytes_ = 0;
   std::uint64_t declared_size_ = 0;
   std::uint32_t slot_ = 0;
   // In what would otherwise be padding: the generation costs no size.
   std::uint16_t generation_ = 0;
+  // Also in padding: ReservationResources built over this object and alive.
+  // Belongs to the object, not to the holding: a move does not carry it.
+  std::uint16_t resources_ = 0;
 };
 
 static_assert(sizeof(void*) != 8 || sizeof(SlotReservation) == 32,
@@ -205,6 +217,12 @@ struct ReservationAccess {
                                SlotClaim claim) noexcept {
     return SlotReservation{core, bytes, declared_size, claim};
   }
+  /// For ReservationResource's lifetime check (memory_resource.hpp).
+  static void attach(SlotReservation& r) noexcept {
+    assert(r.resources_ == 0 && "admit: one ReservationResource per SlotReservation");
+    ++r.resources_;
+  }
+  static void detach(SlotReservation& r) noexcept { --r.resources_; }
 };
 }  // namespace detail
 
