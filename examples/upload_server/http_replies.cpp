@@ -79,6 +79,21 @@ Reply refusal_reply(const admit::Rejection& rejection) {
   return reply;
 }
 
+Reply out_of_memory_reply(std::uint64_t bytes) {
+  Reply reply = json_reply(
+      http::status::service_unavailable,
+      {{"error", "service_unavailable"},
+       {"reason", "out_of_memory"},
+       {"message",
+        fmt::format(
+            "the server cannot allocate the {} bytes the upload is buffered in; retry later",
+            bytes)},
+       {"needed_bytes", bytes}});
+  // Memory comes back as other uploads end, as with the pool's no_memory.
+  reply.retry_after = retry_after_seconds(admit::Reason::no_memory);
+  return reply;
+}
+
 Reply over_body_limit_reply(const OverBodyLimit& over) {
   return json_reply(http::status::payload_too_large, over_body_limit_json(over) + "\n");
 }

@@ -4,6 +4,7 @@
 // GET /healthz answers 200 "ok\n", or 503 "pressure\n" with Retry-After while
 // the pool is under memory pressure (--follow-memory), so that a load
 // balancer sends new uploads elsewhere; both text/plain.
+
 //
 // Answers other than a 201 and /healthz's are JSON with a machine-readable "error" (the
 // status, in words) and a "message" for people, plus "reason" and the figures
@@ -21,6 +22,9 @@
 //   426 upgrade_required      GET /ws/upload without the upgrade; Upgrade: websocket
 //   431 request_header_fields_too_large   a head over max_head_bytes
 //   500 storage               the disk failed otherwise
+//   503 service_unavailable   reason out_of_memory: the process could not
+//                             allocate an admitted upload's part (--buffer
+//                             memory), with Retry-After and needed_bytes
 //   507 insufficient_storage  the disk (or the quota) is full: ENOSPC, EDQUOT,
 //                             or the upload cannot fit in what is left on it
 //
@@ -78,6 +82,10 @@ struct Reply {
 [[nodiscard]] Reply refusal_reply(const admit::Rejection& rejection);
 /// 413 with over_body_limit_json's body.
 [[nodiscard]] Reply over_body_limit_reply(const OverBodyLimit& over);
+
+/// 503 + Retry-After: the process could not allocate the `bytes` of an
+/// upload's part (memory_part.hpp); reason out_of_memory, with needed_bytes.
+[[nodiscard]] Reply out_of_memory_reply(std::uint64_t bytes);
 
 /// 408: the request head was not complete within `header_timeout`.
 [[nodiscard]] Reply late_head_reply(std::chrono::milliseconds header_timeout);

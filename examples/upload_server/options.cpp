@@ -120,7 +120,7 @@ struct Flag {
   void (*apply)(Options&, std::string_view value);
 };
 
-constexpr std::array<Flag, 22> flags{{
+constexpr std::array<Flag, 23> flags{{
     {"--host", true,
      [](Options& o, std::string_view v) {
        if (v.empty()) reject("a host name or address", v);
@@ -167,6 +167,11 @@ constexpr std::array<Flag, 22> flags{{
        }
      }},
     {"--grace", true, [](Options& o, std::string_view v) { o.grace = parse_duration(v); }},
+    {"--buffer", true,
+     [](Options& o, std::string_view v) {
+       if (v != "stream" && v != "memory") reject("stream or memory", v);
+       o.buffer = v == "memory" ? BufferMode::memory : BufferMode::stream;
+     }},
     {"--body-timeout", true,
      [](Options& o, std::string_view v) { o.body_timeout = positive_duration(v); }},
     {"--min-rate", true, [](Options& o, std::string_view v) { o.min_rate = parse_size(v); }},
@@ -290,6 +295,12 @@ An HTTP and WebSocket upload server whose uploads are admitted by admit.
                        server's; 0: on the server's thread (default auto: one
                        per core beyond the first, at most 4)
   --grace DURATION     how long running uploads may finish on shutdown (default 30s)
+  --buffer stream|memory
+                       stream: every upload passes through one small buffer;
+                       memory: through a part of what it reserved (at least
+                       64 KiB, at most its size), charged to its reservation,
+                       so that the server really uses what admission granted
+                       (default stream)
 
 Slow, idle and hostile clients:
   --body-timeout DURATION

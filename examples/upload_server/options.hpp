@@ -22,6 +22,12 @@
 
 namespace upload_server {
 
+/// --buffer: what an upload's bytes pass through on their way to the file.
+enum class BufferMode {
+  stream,  ///< one fixed 64-128 KiB buffer, whatever the upload reserved
+  memory,  ///< a part of its reservation's size, charged to it (memory_part.hpp)
+};
+
 struct Options {
   std::string host = "127.0.0.1";           ///< --host: address to listen on
   std::uint16_t port = 8080;                ///< --port: 0 picks a free port
@@ -45,6 +51,9 @@ struct Options {
   /// thread; 0 = on it; unset (auto) = HashThreads::default_count().
   std::optional<std::uint32_t> hash_threads;
   std::chrono::milliseconds grace{std::chrono::seconds{30}};  ///< --grace: drain on shutdown
+  /// --buffer memory: hold each upload's bytes in memory charged to its
+  /// reservation, so that what it reserved is what it really uses.
+  BufferMode buffer = BufferMode::stream;
 
   // Slow, idle and hostile clients (progress.hpp, connection_limits.hpp).
   /// --body-timeout: an admitted upload that delivers no data for this long is

@@ -51,4 +51,9 @@ WebSocketRefusal websocket_refusal(const admit::Rejection& rejection) {
           std::move(text)};
 }
 
+WebSocketRefusal out_of_memory_close(std::uint64_t bytes) {
+  return {1013, fmt::format("out_of_memory: cannot allocate {} bytes for the upload, retry later",
+                            bytes)};
+}
+
 }  // namespace upload_server

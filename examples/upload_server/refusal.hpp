@@ -13,6 +13,10 @@
 //   pressure
 //   closed        503 + Retry-After: 30      1001 (going away: shutting down)
 //
+// With --buffer memory the allocation of an admitted upload's part may fail
+// for want of memory in the process itself (memory_part.hpp), not by the
+// pool's decision: reason out_of_memory, 503 + Retry-After: 1 / close 1013.
+//
 // The JSON body (HTTP) carries the reason and every figure of the Rejection;
 // a WebSocket close reason is limited to 123 bytes, so it carries the reason
 // and the two figures that explain it.
@@ -45,6 +49,10 @@ struct WebSocketRefusal {
 [[nodiscard]] HttpRefusal http_refusal(const admit::Rejection& rejection);
 
 [[nodiscard]] WebSocketRefusal websocket_refusal(const admit::Rejection& rejection);
+
+/// Close 1013 with reason "out_of_memory: cannot allocate BYTES bytes for the
+/// upload, retry later": the process could not allocate an upload's part.
+[[nodiscard]] WebSocketRefusal out_of_memory_close(std::uint64_t bytes);
 
 /// The WebSocket close code for an upload that sent more than it declared.
 inline constexpr std::uint16_t close_too_big = 1009;

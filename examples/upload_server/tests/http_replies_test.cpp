@@ -138,6 +138,16 @@ TEST_CASE("refusals keep their status and Retry-After", "[http_replies]") {
   CHECK(json_of(reply).at("reason") == "no_slot");
 }
 
+TEST_CASE("a part the process cannot allocate is 503 out_of_memory with Retry-After",
+          "[http_replies]") {
+  const Reply reply = upload_server::out_of_memory_reply(20 * admit::MiB);
+  check_error(reply, http::status::service_unavailable, "service_unavailable");
+  CHECK(reply.retry_after == 1);
+  const nlohmann::json body = json_of(reply);
+  CHECK(body.at("reason") == "out_of_memory");
+  CHECK(body.at("needed_bytes") == 20 * admit::MiB);
+}
+
 TEST_CASE("check_body_limit: the one limit, for every upload path", "[body_limit]") {
   Options options;
   options.max_body = admit::MiB;

@@ -169,6 +169,7 @@ TEST_CASE("parse_options: no arguments give the documented defaults", "[options]
   CHECK(o.fsync);
   CHECK_FALSE(o.hash_threads.has_value());  // auto
   CHECK(o.grace == std::chrono::seconds{30});
+  CHECK(o.buffer == upload_server::BufferMode::stream);
   CHECK(o.body_timeout == std::chrono::seconds{30});
   CHECK(o.min_rate == 0);
   CHECK(o.header_timeout == std::chrono::seconds{30});
@@ -198,6 +199,7 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
       {"--fsync", "off"},
       {"--hash-threads", "3"},
       {"--grace", "1.5s"},
+      {"--buffer", "memory"},
       {"--body-timeout", "5s"},
       {"--min-rate", "1KiB"},
       {"--header-timeout", "2s"},
@@ -233,6 +235,7 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK_FALSE(o.fsync);
   CHECK(o.hash_threads == 3U);
   CHECK(o.grace == milliseconds{1'500});
+  CHECK(o.buffer == upload_server::BufferMode::memory);
   CHECK(o.body_timeout == milliseconds{5'000});
   CHECK(o.min_rate == 1024);
   CHECK(o.header_timeout == milliseconds{2'000});
@@ -250,6 +253,8 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(parse({"--fsync", "off", "--fsync=on"}).fsync);
   CHECK(parse({"--hash-threads", "0"}).hash_threads == 0U);
   CHECK_FALSE(parse({"--hash-threads", "2", "--hash-threads=auto"}).hash_threads.has_value());
+  CHECK(parse({"--buffer", "memory", "--buffer=stream"}).buffer ==
+        upload_server::BufferMode::stream);
 }
 
 TEST_CASE("parse_options: a later flag overrides an earlier one", "[options]") {
@@ -356,6 +361,9 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
   CHECK(parse_error({"--admission", "yes"}) == "--admission: expected on or off, got 'yes'");
   CHECK(parse_error({"--fsync", "no"}) == "--fsync: expected on or off, got 'no'");
   CHECK(parse_error({"--fsync"}) == "--fsync: missing value");
+  CHECK(parse_error({"--buffer", "ram"}) == "--buffer: expected stream or memory, got 'ram'");
+  CHECK(parse_error({"--buffer="}) == "--buffer: expected stream or memory, got ''");
+  CHECK(parse_error({"--buffer"}) == "--buffer: missing value");
   CHECK(parse_error({"--hash-threads", "65"}) ==
         "--hash-threads: expected auto or a thread count in 0..64, got '65'");
   CHECK(parse_error({"--hash-threads", "-1"}) ==
@@ -400,6 +408,7 @@ TEST_CASE("usage names the program and documents every flag", "[options]") {
                                                  "--fsync",
                                                  "--hash-threads",
                                                  "--grace",
+                                                 "--buffer",
                                                  "--body-timeout",
                                                  "--min-rate",
                                                  "--header-timeout",

@@ -76,3 +76,11 @@ TEST_CASE("a close reason never exceeds 123 bytes, even with the largest figures
   const Rejection rejection{reason, huge, huge, huge, huge, UINT32_MAX, UINT32_MAX};
   CHECK(websocket_refusal(rejection).reason.size() <= upload_server::max_close_reason);
 }
+
+TEST_CASE("a part the process cannot allocate is close 1013, inviting a retry", "[refusal]") {
+  const auto ws = upload_server::out_of_memory_close(20 * MiB);
+  CHECK(ws.close_code == 1013);
+  CHECK(ws.reason == "out_of_memory: cannot allocate 20971520 bytes for the upload, retry later");
+  CHECK(upload_server::out_of_memory_close(UINT64_MAX).reason.size() <=
+        upload_server::max_close_reason);
+}
