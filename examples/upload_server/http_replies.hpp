@@ -4,7 +4,9 @@
 // GET /healthz answers 200 "ok\n", or 503 "pressure\n" with Retry-After while
 // the pool is under memory pressure (--follow-memory), so that a load
 // balancer sends new uploads elsewhere; both text/plain.
-
+//
+// GET /debug/uploads answers 200 with every upload running now, as JSON
+// (live_uploads.hpp).
 //
 // Answers other than a 201 and /healthz's are JSON with a machine-readable "error" (the
 // status, in words) and a "message" for people, plus "reason" and the figures
