@@ -13,8 +13,8 @@ a case gives up after its own time limit (90 s; large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
 in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py, e2e_memory.py
-(--budget auto, --follow-memory) and, for hostile clients, e2e_hostile_http.py,
-e2e_hostile_storage.py, e2e_hostile_ws.py, e2e_hostile_ws_request.py (WebSocket
+(--budget auto, --follow-memory), e2e_debug.py (GET /debug/uploads) and, for hostile
+clients, e2e_hostile_http.py, e2e_hostile_storage.py, e2e_hostile_ws.py, e2e_hostile_ws_request.py (WebSocket
 clients after and before "ready") and e2e_hostile_connections.py; what they share
 in e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
 e2e_clients.py, e2e_metrics.py).
@@ -38,6 +38,7 @@ from typing import Awaitable, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
+import e2e_debug  # noqa: E402
 import e2e_hostile_http  # noqa: E402
 import e2e_hostile_storage  # noqa: E402
 import e2e_hostile_ws  # noqa: E402
@@ -74,6 +75,7 @@ CASES: dict[str, tuple[Case, float]] = {
     "shutdown_grace_expired": (e2e_lifecycle.shutdown_grace_expired, LIMIT),
     "memory_follow": (e2e_memory.memory_follow, LIMIT),
     "memory_auto_refused": (e2e_memory.memory_auto_refused, LIMIT),
+    "debug_uploads": (e2e_debug.debug_uploads_listed, LIMIT),
     "http_slow_client": (e2e_hostile_http.http_slow_client, 30.0),
     "http_idle_body": (e2e_hostile_http.http_idle_body, 30.0),
     "http_min_rate": (e2e_hostile_http.http_min_rate, 30.0),
