@@ -52,14 +52,17 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "admission.hpp"
 #include "config.hpp"
 #include "detail/pool_core.hpp"
 #include "policy.hpp"
 #include "reservation.hpp"
+#include "reservation_record.hpp"
 #include "stats.hpp"
 #include "ticket.hpp"
 
@@ -174,6 +177,22 @@ class SlotPool {
   [[nodiscard]] std::uint64_t memory_budget() const noexcept { return core_.memory_budget(); }
   [[nodiscard]] std::uint32_t slots() const noexcept { return core_.slots(); }
   [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
+
+  /// Every live reservation, in slot order, when PoolConfig::track_reservations
+  /// is on (empty when off). A snapshot: safe from any thread while uploads
+  /// run, each record consistent in itself. Allocates; never blocks admission.
+  [[nodiscard]] std::vector<ReservationRecord> reservations() const {
+    if (const detail::ReservationTable* table = core_.table(); table != nullptr) {
+      return table->snapshot();
+    }
+    return {};
+  }
+
+  /// The bytes the first waiting request needs; nullopt when nobody waits.
+  /// Takes the pool's lock briefly: for diagnostics, not for every request.
+  [[nodiscard]] std::optional<std::uint64_t> head_waiter_needs() const noexcept {
+    return core_.head_waiter_needs();
+  }
 
  private:
   Admission answer(std::uint64_t declared_size, std::uint64_t needed,

@@ -28,6 +28,7 @@
 #include <cassert>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <utility>
 
 #include "detail/pool_core.hpp"
@@ -147,6 +148,7 @@ class [[nodiscard]] SlotReservation {
       return GrowResult{Rejection{Reason::closed, 0, extra_bytes, 0, 0, 0, 0}};
     }
     bytes_ += extra_bytes;
+    note_bytes();
     return GrowResult{};
   }
 
@@ -162,9 +164,26 @@ class [[nodiscard]] SlotReservation {
     const std::uint64_t given = fewer_bytes < bytes_ ? fewer_bytes : bytes_;
     if (given != 0) {
       bytes_ -= given;
+      note_bytes();
       core_->give_back(given);
     }
     return given;
+  }
+
+  /// Names this reservation in the pool's records (PoolConfig::
+  /// track_reservations), e.g. "ws#17 big.zip": kept up to
+  /// ReservationRecord::max_label_size bytes, cut at a UTF-8 character
+  /// boundary, never allocating. Does nothing when tracking is off or on an
+  /// empty reservation; a moved reservation keeps its label.
+  void set_label(std::string_view label) noexcept {
+    if (core_ == nullptr) return;
+    if (detail::ReservationTable* const table = core_->table(); table != nullptr) {
+      if (!core_->check_current(claim())) [[unlikely]] {
+        forget();
+        return;
+      }
+      table->set_label(slot_, label);
+    }
   }
 
  private:
@@ -187,6 +206,12 @@ class [[nodiscard]] SlotReservation {
     declared_size_ = 0;
     slot_ = 0;
     generation_ = 0;
+  }
+
+  /// Keeps the pool's record of this reservation's bytes (when tracking).
+  void note_bytes() const noexcept {
+    if (detail::ReservationTable* const table = core_->table(); table != nullptr) [[unlikely]]
+      table->set_bytes(slot_, bytes_);
   }
 
   /// A ReservationResource charging this object needs it to stay put.
@@ -215,6 +240,8 @@ namespace detail {
 struct ReservationAccess {
   static SlotReservation adopt(PoolCore& core, std::uint64_t bytes, std::uint64_t declared_size,
                                SlotClaim claim) noexcept {
+    if (ReservationTable* const table = core.table(); table != nullptr) [[unlikely]]
+      table->admitted(claim.slot, declared_size, bytes);
     return SlotReservation{core, bytes, declared_size, claim};
   }
   /// For ReservationResource's lifetime check (memory_resource.hpp).

@@ -59,6 +59,7 @@
 #include "../rejection.hpp"
 #include "../stats.hpp"
 #include "packed_state.hpp"
+#include "reservation_table.hpp"
 #include "slot_bitmap.hpp"
 #include "waiter.hpp"
 
@@ -78,7 +79,9 @@ class alignas(cache_line_size) PoolCore {
         slots_{config.slots},
         fifo_{config.fairness == Fairness::fifo},
         max_waiters_{config.max_waiters},
-        bitmap_{config.slots} {}
+        bitmap_{config.slots},
+        table_{config.track_reservations ? std::make_unique<ReservationTable>(config.slots)
+                                         : nullptr} {}
 
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
@@ -168,6 +171,10 @@ class alignas(cache_line_size) PoolCore {
   /// Gives back a whole reservation: its slot index, its slot and its bytes;
   /// or nothing, if the bitmap refuses the claim (see the file comment).
   void release(SlotClaim claim, std::uint64_t bytes) noexcept {
+    // Before the bitmap lets the slot go, so that the next holder's record
+    // comes after this one's; and only for the holding itself, not a stale copy.
+    if (table_ != nullptr && bitmap_.is_current(claim)) [[unlikely]]
+      table_->released(claim.slot);
     // The index goes back before the slot does; slot_bitmap.hpp says why.
     if (const SlotBitmap::Release r = bitmap_.release(claim); r != SlotBitmap::Release::released)
         [[unlikely]] {
@@ -262,6 +269,12 @@ class alignas(cache_line_size) PoolCore {
   }
 
   [[nodiscard]] std::uint32_t slots() const noexcept { return slots_; }
+
+  /// The live reservations' records, or nullptr when tracking is off.
+  [[nodiscard]] ReservationTable* table() const noexcept { return table_.get(); }
+
+  /// The bytes the first waiter needs; nullopt when nobody waits.
+  [[nodiscard]] std::optional<std::uint64_t> head_waiter_needs() const noexcept;
 
  private:
   struct Attempt {
@@ -481,6 +494,7 @@ class alignas(cache_line_size) PoolCore {
   const bool fifo_;
   const std::uint32_t max_waiters_;
   SlotBitmap bitmap_;
+  const std::unique_ptr<ReservationTable> table_;  // PoolConfig::track_reservations
   // Written only while a peak is being raised.
   alignas(cache_line_size) std::atomic<std::uint64_t> peak_bytes_{0};
   std::atomic<std::uint32_t> peak_slots_{0};
@@ -492,7 +506,7 @@ class alignas(cache_line_size) PoolCore {
   std::atomic<bool> pressure_{false};
   std::atomic<Blocked> blocked_{Blocked::no};
   std::atomic<std::uint64_t> queued_{0};
-  std::mutex mutex_;
+  mutable std::mutex mutex_;        // mutable: head_waiter_needs() reads the queue
   WaitQueue queue_;                 // guarded by mutex_
   std::uint32_t idle_waiters_ = 0;  // guarded by mutex_
   std::condition_variable idle_wakeup_;

@@ -147,6 +147,12 @@ inline bool PoolCore::wait_idle(Clock::time_point deadline) noexcept {
   return result;
 }
 
+inline std::optional<std::uint64_t> PoolCore::head_waiter_needs() const noexcept {
+  const std::scoped_lock lock{mutex_};
+  if (const Waiter* head = queue_.front(); head != nullptr) return head->needed;
+  return std::nullopt;
+}
+
 inline void PoolCore::set_memory_budget(std::uint64_t memory_budget) {
   validate_memory_budget(memory_budget);
   ReadyList ready;
