@@ -133,11 +133,13 @@ struct Received {
 // socket read counts as progress; the chunk goes to `body` when full or at
 // the end, one write (and one hash update) per chunk. The upload's entry in
 // the live table reads its progress from the watch, and learns the name of
-// each file part as it begins.
+// each file part once the parser has seen it begin, as does the label of its
+// reservation.
 net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream& stream,
                                       beast::flat_buffer& buffer, std::uint64_t declared,
                                       std::span<char> chunk, UploadBody& body,
-                                      LiveUploads::Registration& live) {
+                                      LiveUploads::Registration& live,
+                                      admit::SlotReservation& reservation) {
   Received result;
   stream.expires_never();  // the watch below is this phase's deadline
   std::size_t filled = 0;  // bytes of `chunk` not yet handed on
@@ -154,6 +156,7 @@ net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream&
     if (body.files() != files_named) {  // a multipart body began a file part
       files_named = body.files();
       live.entry().name = body.current_file();
+      label_upload(reservation, live.entry());
     }
     return written;
   };
@@ -265,6 +268,7 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
                                .declared_size = head.declared,
                                .reserved_bytes = *admission ? admission->bytes() : 0,
                                .buffer_bytes = part.bytes().size()});
+  label_upload(*admission, live.entry());
   const auto& request = parser.get();
   if (beast::iequals(request[http::field::expect], "100-continue")) {
     http::response<http::empty_body> go_on{http::status::continue_, request.version()};
@@ -275,8 +279,8 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
     }
   }
 
-  const Received received =
-      co_await receive_body(server.options, stream, buffer, head.declared, chunk, body, live);
+  const Received received = co_await receive_body(server.options, stream, buffer, head.declared,
+                                                  chunk, body, live, *admission);
   body_read = received.end == Received::End::complete;
   switch (received.end) {
     case Received::End::complete:

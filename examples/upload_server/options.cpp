@@ -120,7 +120,7 @@ struct Flag {
   void (*apply)(Options&, std::string_view value);
 };
 
-constexpr std::array<Flag, 23> flags{{
+constexpr std::array<Flag, 24> flags{{
     {"--host", true,
      [](Options& o, std::string_view v) {
        if (v.empty()) reject("a host name or address", v);
@@ -171,6 +171,11 @@ constexpr std::array<Flag, 23> flags{{
      [](Options& o, std::string_view v) {
        if (v != "stream" && v != "memory") reject("stream or memory", v);
        o.buffer = v == "memory" ? BufferMode::memory : BufferMode::stream;
+     }},
+    {"--track-reservations", true,
+     [](Options& o, std::string_view v) {
+       if (v != "on" && v != "off") reject("on or off", v);
+       o.track_reservations = v == "on";
      }},
     {"--body-timeout", true,
      [](Options& o, std::string_view v) { o.body_timeout = positive_duration(v); }},
@@ -269,6 +274,8 @@ std::string usage(std::string_view program) {
   return "usage: " + std::string{program} + R"( [flags]
 
 An HTTP and WebSocket upload server whose uploads are admitted by admit.
+GET /debug/uploads lists the uploads running; SIGUSR1 logs why the pool admits
+what it admits (admit::describe); SIGINT or SIGTERM shut it down.
 
   --host HOST          address to listen on (default 127.0.0.1)
   --port N             port to listen on, 0 for any free port (default 8080)
@@ -301,6 +308,9 @@ An HTTP and WebSocket upload server whose uploads are admitted by admit.
                        64 KiB, at most its size), charged to its reservation,
                        so that the server really uses what admission granted
                        (default stream)
+  --track-reservations on|off
+                       keep a record of each upload's reservation, so that
+                       SIGUSR1 logs which upload holds the most (default on)
 
 Slow, idle and hostile clients:
   --body-timeout DURATION

@@ -97,6 +97,11 @@ std::optional<PartRefusal> allocate_part(const Server& server, admit::SlotReserv
   return part.allocate(reservation, MemoryPart::size_for(reserved, declared_size));
 }
 
+void label_upload(admit::SlotReservation& reservation, const LiveUploads::Entry& upload) {
+  if (!reservation) return;  // --admission off: nothing to name, and no need to format
+  reservation.set_label(fmt::format("{}#{} {}", upload.protocol, upload.number, upload.name));
+}
+
 std::string describe(const PartRefusal& refusal) {
   if (refusal.rejection) {
     return fmt::format("no room for a {}-byte buffer: {}", refusal.bytes, *refusal.rejection);

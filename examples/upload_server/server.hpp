@@ -114,6 +114,11 @@ struct UploadId {
                                                        std::uint64_t declared_size,
                                                        MemoryPart& part);
 
+/// Names the upload in the pool's records (SIGUSR1's diagnosis): "ws#17
+/// big.zip". Again once its name changes (a multipart body names its file
+/// late); nothing with tracking off or an empty reservation.
+void label_upload(admit::SlotReservation& reservation, const LiveUploads::Entry& upload);
+
 /// A part's refusal for the log: "no room for a 65536-byte buffer: upload of
 /// ..." (the pool's), or "out of memory: cannot allocate 20971520 bytes".
 [[nodiscard]] std::string describe(const PartRefusal& refusal);

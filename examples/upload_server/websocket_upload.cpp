@@ -147,6 +147,7 @@ net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, 
                                                             .declared_size = size,
                                                             .reserved_bytes = reservation.bytes(),
                                                             .buffer_bytes = part.bytes().size()});
+  label_upload(reservation, live.entry());
 
   // The reservation and the part go back together, the part first.
   const auto give_back = [&part, &reservation] {

@@ -14,7 +14,7 @@ a case gives up after its own time limit (90 s; memory_ceiling 100 s, large_ws_u
 This file holds the command line and the case registry. The cases live by concept
 in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py, e2e_memory.py
 (--budget auto, --follow-memory), e2e_ceiling.py (--buffer memory under RLIMIT_AS),
-e2e_debug.py (GET /debug/uploads) and, for hostile clients, e2e_hostile_http.py,
+e2e_debug.py (GET /debug/uploads, SIGUSR1) and, for hostile clients, e2e_hostile_http.py,
 e2e_hostile_storage.py, e2e_hostile_ws.py, e2e_hostile_ws_request.py (WebSocket
 clients after and before "ready") and e2e_hostile_connections.py; what they share
 in e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
@@ -79,6 +79,7 @@ CASES: dict[str, tuple[Case, float]] = {
     "memory_auto_refused": (e2e_memory.memory_auto_refused, LIMIT),
     "memory_ceiling": (e2e_ceiling.memory_ceiling, 100.0),
     "debug_uploads": (e2e_debug.debug_uploads_listed, LIMIT),
+    "debug_sigusr1": (e2e_debug.debug_sigusr1, LIMIT),
     "http_slow_client": (e2e_hostile_http.http_slow_client, 30.0),
     "http_idle_body": (e2e_hostile_http.http_idle_body, 30.0),
     "http_min_rate": (e2e_hostile_http.http_min_rate, 30.0),

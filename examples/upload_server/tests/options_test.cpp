@@ -170,6 +170,7 @@ TEST_CASE("parse_options: no arguments give the documented defaults", "[options]
   CHECK_FALSE(o.hash_threads.has_value());  // auto
   CHECK(o.grace == std::chrono::seconds{30});
   CHECK(o.buffer == upload_server::BufferMode::stream);
+  CHECK(o.track_reservations);
   CHECK(o.body_timeout == std::chrono::seconds{30});
   CHECK(o.min_rate == 0);
   CHECK(o.header_timeout == std::chrono::seconds{30});
@@ -200,6 +201,7 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
       {"--hash-threads", "3"},
       {"--grace", "1.5s"},
       {"--buffer", "memory"},
+      {"--track-reservations", "off"},
       {"--body-timeout", "5s"},
       {"--min-rate", "1KiB"},
       {"--header-timeout", "2s"},
@@ -236,6 +238,7 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(o.hash_threads == 3U);
   CHECK(o.grace == milliseconds{1'500});
   CHECK(o.buffer == upload_server::BufferMode::memory);
+  CHECK_FALSE(o.track_reservations);
   CHECK(o.body_timeout == milliseconds{5'000});
   CHECK(o.min_rate == 1024);
   CHECK(o.header_timeout == milliseconds{2'000});
@@ -364,6 +367,8 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
   CHECK(parse_error({"--buffer", "ram"}) == "--buffer: expected stream or memory, got 'ram'");
   CHECK(parse_error({"--buffer="}) == "--buffer: expected stream or memory, got ''");
   CHECK(parse_error({"--buffer"}) == "--buffer: missing value");
+  CHECK(parse_error({"--track-reservations", "yes"}) ==
+        "--track-reservations: expected on or off, got 'yes'");
   CHECK(parse_error({"--hash-threads", "65"}) ==
         "--hash-threads: expected auto or a thread count in 0..64, got '65'");
   CHECK(parse_error({"--hash-threads", "-1"}) ==
@@ -409,6 +414,7 @@ TEST_CASE("usage names the program and documents every flag", "[options]") {
                                                  "--hash-threads",
                                                  "--grace",
                                                  "--buffer",
+                                                 "--track-reservations",
                                                  "--body-timeout",
                                                  "--min-rate",
                                                  "--header-timeout",
