@@ -82,7 +82,7 @@ class ReservationTable {
     Record& r = records_[slot];
     const std::size_t size = cut_at_character(label, ReservationRecord::max_label_size);
     std::array<std::uint64_t, words> packed{};
-    std::memcpy(packed.data(), label.data(), size);
+    if (size != 0) std::memcpy(packed.data(), label.data(), size);  // data() may be null
     begin(r);
     for (std::size_t i = 0; i < words; ++i) r.label[i].store(packed[i], std::memory_order_release);
     // relaxed: only this record's writer changes it, and this is that writer.
