@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -110,6 +111,9 @@ TEST_CASE("labels are kept up to 32 bytes, cut at a character boundary", "[recor
   r.set_label(accented);
   CHECK(record_of(pool, r.slot())->label == std::string(31, 'a'));
   r.set_label("");
+  CHECK(record_of(pool, r.slot())->label.empty());
+  r.set_label("x");
+  r.set_label(std::string_view{});  // a null data(): no label, nothing read
   CHECK(record_of(pool, r.slot())->label.empty());
   // A new holder of the slot starts without its predecessor's label.
   r.set_label("old");

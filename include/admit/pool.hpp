@@ -59,6 +59,7 @@
 
 #include "admission.hpp"
 #include "config.hpp"
+#include "detail/compiler.hpp"
 #include "detail/pool_core.hpp"
 #include "policy.hpp"
 #include "reservation.hpp"
@@ -101,7 +102,7 @@ class SlotPool {
   /// Admits an upload of `declared_size` bytes now, or refuses it: never waits.
   /// Refusal order: closed, too_large, pressure, no_slot, no_memory (and, in
   /// FIFO mode while others wait, no_slot or no_memory: what is free is theirs).
-  [[nodiscard]] Admission try_acquire(std::uint64_t declared_size) noexcept {
+  [[nodiscard]] ADMIT_ALWAYS_INLINE Admission try_acquire(std::uint64_t declared_size) noexcept {
     const std::uint64_t needed = policy_.bytes_for(declared_size);
     return answer(declared_size, needed, core_.try_acquire(declared_size, needed));
   }
@@ -181,12 +182,7 @@ class SlotPool {
   /// Every live reservation, in slot order, when PoolConfig::track_reservations
   /// is on (empty when off). A snapshot: safe from any thread while uploads
   /// run, each record consistent in itself. Allocates; never blocks admission.
-  [[nodiscard]] std::vector<ReservationRecord> reservations() const {
-    if (const detail::ReservationTable* table = core_.table(); table != nullptr) {
-      return table->snapshot();
-    }
-    return {};
-  }
+  [[nodiscard]] std::vector<ReservationRecord> reservations() const { return core_.reservations(); }
 
   /// The bytes the first waiting request needs; nullopt when nobody waits.
   /// Takes the pool's lock briefly: for diagnostics, not for every request.

@@ -241,7 +241,7 @@ struct ReservationAccess {
   static SlotReservation adopt(PoolCore& core, std::uint64_t bytes, std::uint64_t declared_size,
                                SlotClaim claim) noexcept {
     if (ReservationTable* const table = core.table(); table != nullptr) [[unlikely]]
-      table->admitted(claim.slot, declared_size, bytes);
+      table->admitted(claim, declared_size, bytes);
     return SlotReservation{core, bytes, declared_size, claim};
   }
   /// For ReservationResource's lifetime check (memory_resource.hpp).

@@ -171,10 +171,6 @@ class alignas(cache_line_size) PoolCore {
   /// Gives back a whole reservation: its slot index, its slot and its bytes;
   /// or nothing, if the bitmap refuses the claim (see the file comment).
   void release(SlotClaim claim, std::uint64_t bytes) noexcept {
-    // Before the bitmap lets the slot go, so that the next holder's record
-    // comes after this one's; and only for the holding itself, not a stale copy.
-    if (table_ != nullptr && bitmap_.is_current(claim)) [[unlikely]]
-      table_->released(claim.slot);
     // The index goes back before the slot does; slot_bitmap.hpp says why.
     if (const SlotBitmap::Release r = bitmap_.release(claim); r != SlotBitmap::Release::released)
         [[unlikely]] {
@@ -270,8 +266,13 @@ class alignas(cache_line_size) PoolCore {
 
   [[nodiscard]] std::uint32_t slots() const noexcept { return slots_; }
 
-  /// The live reservations' records, or nullptr when tracking is off.
+  /// The reservations' records, or nullptr when tracking is off.
   [[nodiscard]] ReservationTable* table() const noexcept { return table_.get(); }
+
+  /// The live reservations' records; empty when tracking is off.
+  [[nodiscard]] std::vector<ReservationRecord> reservations() const {
+    return table_ != nullptr ? table_->snapshot(bitmap_) : std::vector<ReservationRecord>{};
+  }
 
   /// The bytes the first waiter needs; nullopt when nobody waits.
   [[nodiscard]] std::optional<std::uint64_t> head_waiter_needs() const noexcept;

@@ -4,10 +4,17 @@
 // and moves with it for free; a cache line per record, so uploads on
 // different slots never write the same line.
 //
+// Which records are live
+//   A record names the claim (slot, generation) it was written for. It is
+//   live while the slot bitmap still holds that claim: a release moves the
+//   slot's generation on, which retires the record without writing it, so
+//   releasing costs nothing here. (Between a claim and the handing out of its
+//   reservation the record still names the previous claim, retired: the new
+//   reservation appears once it is handed out.)
 // Writers and readers
 //   A record is written by whoever holds its slot (admission, try_grow,
-//   shrink, set_label, release), one at a time: ownership of a reservation
-//   passes between threads only with synchronisation, and the slot bitmap's
+//   shrink, set_label), one at a time: ownership of a reservation passes
+//   between threads only with synchronisation, and the slot bitmap's
 //   release / acquire orders the last holder's final write before the next
 //   holder's first. reservations() reads from any thread at any time, so each
 //   record is a sequence lock: a writer makes `version` odd, writes, makes it
@@ -39,6 +46,8 @@
 #include <vector>
 
 #include "../reservation_record.hpp"
+#include "compiler.hpp"
+#include "slot_bitmap.hpp"
 
 namespace admit::detail {
 
@@ -47,51 +56,49 @@ class ReservationTable {
   explicit ReservationTable(std::uint32_t slots)
       : records_{std::make_unique<Record[]>(slots)}, slots_{slots} {}
 
-  /// A reservation was handed out on `slot`.
-  void admitted(std::uint32_t slot, std::uint64_t declared_size, std::uint64_t bytes) noexcept {
-    Record& r = records_[slot];
+  /// A reservation was handed out for `claim`. (Out of line, as every writer
+  /// here: the admission path pays for tracking only when it is on.)
+  ADMIT_COLD void admitted(SlotClaim claim, std::uint64_t declared_size,
+                           std::uint64_t bytes) noexcept {
+    Record& r = records_[claim.slot];
     const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
     begin(r);
     r.declared_size.store(declared_size, std::memory_order_release);
     r.bytes.store(bytes, std::memory_order_release);
     r.admitted_at.store(now, std::memory_order_release);
-    r.state.store(live_bit, std::memory_order_release);  // no label yet
+    r.state.store(written_bit | (std::uint32_t{claim.generation} << generation_shift),
+                  std::memory_order_release);  // no label yet
     end(r);
   }
 
-  void set_bytes(std::uint32_t slot, std::uint64_t bytes) noexcept {
+  ADMIT_COLD void set_bytes(std::uint32_t slot, std::uint64_t bytes) noexcept {
     Record& r = records_[slot];
     begin(r);
     r.bytes.store(bytes, std::memory_order_release);
     end(r);
   }
 
-  void set_label(std::uint32_t slot, std::string_view label) noexcept {
+  ADMIT_COLD void set_label(std::uint32_t slot, std::string_view label) noexcept {
     Record& r = records_[slot];
     const std::size_t size = cut_at_character(label, ReservationRecord::max_label_size);
     std::array<std::uint64_t, words> packed{};
-    std::memcpy(packed.data(), label.data(), size);
+    if (size != 0) std::memcpy(packed.data(), label.data(), size);  // data() may be null
     begin(r);
     for (std::size_t i = 0; i < words; ++i) r.label[i].store(packed[i], std::memory_order_release);
     // relaxed: only this record's writer changes it, and this is that writer.
-    const std::uint32_t live = r.state.load(std::memory_order_relaxed) & live_bit;
-    r.state.store(live | static_cast<std::uint32_t>(size), std::memory_order_release);
+    const std::uint32_t claim_bits = r.state.load(std::memory_order_relaxed) & ~label_size_mask;
+    r.state.store(claim_bits | static_cast<std::uint32_t>(size), std::memory_order_release);
     end(r);
   }
 
-  /// The reservation on `slot` is being given back.
-  void released(std::uint32_t slot) noexcept {
-    Record& r = records_[slot];
-    begin(r);
-    r.state.store(0, std::memory_order_release);
-    end(r);
-  }
-
-  /// Every live record, in slot order. Allocates; never blocks a writer.
-  [[nodiscard]] std::vector<ReservationRecord> snapshot() const {
+  /// Every live record, in slot order, `bitmap` saying which claims are
+  /// held. Allocates; never blocks a writer.
+  [[nodiscard]] std::vector<ReservationRecord> snapshot(const SlotBitmap& bitmap) const {
     std::vector<ReservationRecord> out;
     for (std::uint32_t slot = 0; slot < slots_; ++slot) {
-      if (const Copy c = read(records_[slot]); (c.state & live_bit) != 0) {
+      const Copy c = read(records_[slot]);
+      const SlotClaim claim{slot, static_cast<std::uint16_t>(c.state >> generation_shift)};
+      if ((c.state & written_bit) != 0 && bitmap.is_held(slot) && bitmap.is_current(claim)) {
         ReservationRecord record;
         record.slot = slot;
         record.declared_size = c.declared_size;
@@ -100,7 +107,7 @@ class ReservationTable {
             std::chrono::steady_clock::duration{c.admitted_at}};
         // Clamped: only a garbled record (see the file comment) could say more.
         const std::size_t label_size =
-            std::min<std::size_t>(c.state & ~live_bit, ReservationRecord::max_label_size);
+            std::min<std::size_t>(c.state & label_size_mask, ReservationRecord::max_label_size);
         record.label.assign(reinterpret_cast<const char*>(c.label.data()), label_size);
         out.push_back(std::move(record));
       }
@@ -122,11 +129,15 @@ class ReservationTable {
  private:
   static constexpr std::size_t words = ReservationRecord::max_label_size / 8;
 
-  static constexpr std::uint32_t live_bit = 0x8000'0000U;
+  // state: written_bit | the claim's generation << generation_shift | the label's size.
+  static constexpr std::uint32_t written_bit = 0x8000'0000U;
+  static constexpr unsigned generation_shift = 8;
+  static constexpr std::uint32_t label_size_mask = 0xFFU;
+  static_assert(ReservationRecord::max_label_size <= label_size_mask);
 
   struct alignas(64) Record {
     std::atomic<std::uint32_t> version{0};  // odd while a write is under way
-    std::atomic<std::uint32_t> state{0};    // live_bit | the label's size
+    std::atomic<std::uint32_t> state{0};    // see written_bit
     std::atomic<std::uint64_t> declared_size{0};
     std::atomic<std::uint64_t> bytes{0};
     std::atomic<std::chrono::steady_clock::rep> admitted_at{0};
