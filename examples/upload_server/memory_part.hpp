@@ -24,6 +24,13 @@
 // heap uncharged, as large as the policy would have reserved, so that the
 // server asks for the same memory with nobody to say no.
 //
+// Hashing stays on the hashing threads (hash_threads.hpp), handed a part at
+// a time through their 1 MiB of buffers: the I/O thread waits while they
+// catch up with a part larger than that, as it does in stream mode once
+// their buffers are full, so the digest and its threads are those of stream
+// mode. The cost is the cache: a part larger than it is read back from memory
+// by the write and by the copy into the hashing buffers.
+//
 // Not in the part, and not charged: what every upload needs whatever its
 // buffer (its hashing buffers, 1 MiB past the first 256 KiB; the parser's and
 // Beast's few KiB). That is per slot, bounded by --slots, as in stream mode.
