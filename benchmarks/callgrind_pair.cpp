@@ -33,8 +33,7 @@ constexpr std::uint32_t slots = 64;
 // noinline: one function per implementation, so that callgrind_annotate
 // shows each loop (and the header lines inlined into it) on its own.
 [[gnu::noinline]] std::uint64_t run_admit(std::uint64_t n, std::uint64_t size, bool tracked) {
-  admit::SlotPool<> pool{
-      {.memory_budget = budget, .slots = slots, .track_reservations = tracked}};
+  admit::SlotPool<> pool{{.memory_budget = budget, .slots = slots, .track_reservations = tracked}};
   std::uint64_t refused = 0;
   for (std::uint64_t i = 0; i < n; ++i) {
     const admit::Admission admission = pool.try_acquire(size);
@@ -71,9 +70,10 @@ std::uint64_t parse(const char* text, const char* what) {
 
 int main(int argc, char** argv) {
   if (argc < 3 || argc > 4) {
-    std::fprintf(stderr,
-                 "usage: admit_callgrind_pair admit|admit_tracked|floor|mutex_cv|counting_semaphore N "
-                 "[SIZE]\n");
+    std::fprintf(
+        stderr,
+        "usage: admit_callgrind_pair admit|admit_tracked|floor|mutex_cv|counting_semaphore N "
+        "[SIZE]\n");
     return 2;
   }
   const std::string_view impl = argv[1];
