@@ -3,7 +3,8 @@
 //
 //   admit_callgrind_pair IMPL N [SIZE]
 //
-// IMPL is admit (SlotPool<TieredPolicy>), floor (the bare atomic counter of
+// IMPL is admit (SlotPool<TieredPolicy>), admit_tracked (the same with
+// PoolConfig::track_reservations on), floor (the bare atomic counter of
 // baselines.hpp), mutex_cv or counting_semaphore; SIZE the declared size in
 // bytes (default 10 MiB). Runs N pairs on one thread and prints nothing but
 // errors. benchmarks/run runs it under callgrind for two values of N and
@@ -31,8 +32,8 @@ constexpr std::uint32_t slots = 64;
 
 // noinline: one function per implementation, so that callgrind_annotate
 // shows each loop (and the header lines inlined into it) on its own.
-[[gnu::noinline]] std::uint64_t run_admit(std::uint64_t n, std::uint64_t size) {
-  admit::SlotPool<> pool{{.memory_budget = budget, .slots = slots}};
+[[gnu::noinline]] std::uint64_t run_admit(std::uint64_t n, std::uint64_t size, bool tracked) {
+  admit::SlotPool<> pool{{.memory_budget = budget, .slots = slots, .track_reservations = tracked}};
   std::uint64_t refused = 0;
   for (std::uint64_t i = 0; i < n; ++i) {
     const admit::Admission admission = pool.try_acquire(size);
@@ -69,8 +70,10 @@ std::uint64_t parse(const char* text, const char* what) {
 
 int main(int argc, char** argv) {
   if (argc < 3 || argc > 4) {
-    std::fprintf(stderr,
-                 "usage: admit_callgrind_pair admit|floor|mutex_cv|counting_semaphore N [SIZE]\n");
+    std::fprintf(
+        stderr,
+        "usage: admit_callgrind_pair admit|admit_tracked|floor|mutex_cv|counting_semaphore N "
+        "[SIZE]\n");
     return 2;
   }
   const std::string_view impl = argv[1];
@@ -83,7 +86,9 @@ int main(int argc, char** argv) {
 
   std::uint64_t refused = 0;
   if (impl == "admit") {
-    refused = run_admit(n, size);
+    refused = run_admit(n, size, false);
+  } else if (impl == "admit_tracked") {
+    refused = run_admit(n, size, true);
   } else if (impl == "floor") {
     admit_bench::AtomicBudget floor{budget};
     refused = run_baseline(floor, n, size);

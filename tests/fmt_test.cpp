@@ -135,6 +135,7 @@ TEST_CASE("Reason prints its name and takes string specs", "[fmt][reason]") {
   CHECK(fmt::format("{}", Reason::timeout) == "timeout");
   CHECK(fmt::format("{}", Reason::cancelled) == "cancelled");
   CHECK(fmt::format("{}", Reason::closed) == "closed");
+  CHECK(fmt::format("{}", Reason::pressure) == "pressure");
   CHECK(fmt::format("[{:>10}]", Reason::timeout) == "[   timeout]");
   CHECK(fmt::format("[{:<10}]", Reason::closed) == "[closed    ]");
   CHECK(fmt::format("[{:*^11}]", Reason::no_slot) == "[**no_slot**]");
@@ -172,6 +173,10 @@ TEST_CASE("Rejection prints one sentence per reason", "[fmt][rejection]") {
         "upload of 500 MiB needs 50 MiB: the request was cancelled");
   CHECK(sentence(Reason::closed, 500 * MiB, 50 * MiB, 10 * MiB, 8, 8) ==
         "upload of 500 MiB needs 50 MiB: the server is shutting down");
+  CHECK(sentence(Reason::pressure, 500 * MiB, 50 * MiB, 10 * MiB, 2, 8) ==
+        "upload of 500 MiB needs 50 MiB: the server is short of memory, retry later");
+  CHECK(sentence(Reason::pressure, 4, 0, 200 * MiB, 0, 8) ==
+        "upload of 4 B needs a slot: the server is short of memory, retry later");
 }
 
 TEST_CASE("Rejection sentences from real SlotPool refusals", "[fmt][rejection]") {
@@ -280,11 +285,11 @@ TEST_CASE("Stats prints one line", "[fmt][stats]") {
   }
   SECTION("every reason, in enum order") {
     admit::Stats s;
-    s.rejected = {1, 2, 3, 4, 5, 6, 7};
+    s.rejected = {1, 2, 3, 4, 5, 6, 7, 8};
     CHECK(fmt::format("{}", s) ==
           "bytes 0 B of 0 B in use (peak 0 B), slots 0 of 0 (peak 0), waiters 0, admitted 0, "
-          "rejected 28 (too_large 1, no_slot 2, no_memory 3, queue_full 4, timeout 5, "
-          "cancelled 6, closed 7)");
+          "rejected 36 (too_large 1, no_slot 2, no_memory 3, queue_full 4, timeout 5, "
+          "cancelled 6, closed 7, pressure 8)");
   }
   SECTION("without rejections") {
     admit::SlotPool pool{server_config};
@@ -339,4 +344,97 @@ TEST_CASE("ByteSize, Rejection and Stats accept only the empty spec", "[fmt][spe
   // Reason takes string specs, but not integer ones.
   CHECK(spec_throws_format_error("{:x}", Reason::no_slot));
   CHECK(!spec_throws_format_error("{:>12}", Reason::no_slot));
+}
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+admit::ReservationRecord record(std::uint32_t slot, std::uint64_t bytes_held, steady::time_point at,
+                                std::string label = {}) {
+  admit::ReservationRecord r;
+  r.slot = slot;
+  r.declared_size = bytes_held * 10;
+  r.bytes = bytes_held;
+  r.admitted_at = at;
+  r.label = std::move(label);
+  return r;
+}
+
+admit::Stats stats_of(std::uint64_t in_use, std::uint32_t slots_in_use, std::uint32_t slots,
+                      std::uint64_t waiters) {
+  admit::Stats s;
+  s.memory_budget = 200 * MiB;
+  s.slots = slots;
+  s.bytes_in_use = in_use;
+  s.slots_in_use = slots_in_use;
+  s.waiters = waiters;
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("describe names the bottleneck and the largest holder", "[fmt][describe]") {
+  const steady::time_point now = steady::time_point{} + std::chrono::hours{1};
+  admit::PoolPicture p;
+  p.stats = stats_of(195 * MiB, 3, 8, 5);
+  p.records = {record(0, 45 * MiB, now - std::chrono::seconds{3}),
+               record(2, 100 * MiB, now - std::chrono::milliseconds{41'900}, "ws#17 big.zip"),
+               record(5, 50 * MiB, now)};
+  p.head_needs = 100 * MiB;
+  CHECK(admit::describe(p, now) ==
+        "memory: 195 MiB of 200 MiB held by 3 uploads (largest: #2 \"ws#17 big.zip\" 100 MiB for "
+        "41 s); slots 3/8; 5 waiting, head needs 100 MiB");
+
+  p.stats = stats_of(80 * MiB, 8, 8, 2);
+  p.records = {record(7, 80 * MiB, now - std::chrono::seconds{2})};
+  p.head_needs = 1 * MiB;
+  CHECK(admit::describe(p, now) ==
+        "slots: 8/8 held; memory 80 MiB of 200 MiB held by 8 uploads (largest: #7 80 MiB for 2 s); "
+        "2 waiting, head needs 1 MiB");
+
+  p.stats = stats_of(10 * MiB, 1, 8, 0);
+  p.records = {record(3, 10 * MiB, now, "a")};
+  p.head_needs.reset();
+  CHECK(admit::describe(p, now) ==
+        "none: 10 MiB of 200 MiB held by 1 upload (largest: #3 \"a\" 10 MiB for 0 s); slots 1/8; "
+        "0 waiting");
+
+  // Less than a tenth of the budget free, nobody waiting: memory is what binds next.
+  p.stats = stats_of(185 * MiB, 1, 8, 0);
+  p.records = {record(3, 185 * MiB, now)};
+  CHECK(admit::describe(p, now).starts_with("memory: 185 MiB of 200 MiB held by 1 upload"));
+
+  p.under_pressure = true;
+  CHECK(admit::describe(p, now).starts_with("pressure: 185 MiB"));
+  p.closed = true;
+  CHECK(admit::describe(p, now).starts_with("closed: 185 MiB"));
+}
+
+TEST_CASE("describe without records says that tracking is off", "[fmt][describe]") {
+  admit::PoolPicture p;
+  p.stats = stats_of(30 * MiB, 2, 8, 0);
+  CHECK(admit::describe(p, steady::now()) ==
+        "none: 30 MiB of 200 MiB held by 2 uploads (no per-upload records: track_reservations is "
+        "off); slots 2/8; 0 waiting");
+  p.stats = stats_of(0, 0, 8, 0);
+  CHECK(admit::describe(p, steady::now()) ==
+        "none: 0 B of 200 MiB held by 0 uploads; slots 0/8; 0 waiting");
+}
+
+TEST_CASE("describe reads a real pool", "[fmt][describe]") {
+  admit::SlotPool<admit::FlatPolicy> pool{
+      admit::PoolConfig{.memory_budget = 200 * MiB, .slots = 2, .track_reservations = true},
+      admit::FlatPolicy{100}};
+  admit::SlotReservation big = std::move(pool.try_acquire(150 * MiB)).value();
+  big.set_label("http#1 big.iso");
+  admit::SlotReservation small = std::move(pool.try_acquire(10 * MiB)).value();
+  admit::Ticket waiting = pool.async_acquire(60 * MiB, [](admit::Admission&&) {});
+  // Cut before the age: a slow machine may take a second between the two.
+  const std::string text = admit::describe(pool);
+  CHECK(
+      text.starts_with("slots: 2/2 held; memory 160 MiB of 200 MiB held by 2 uploads (largest: "
+                       "#0 \"http#1 big.iso\" 150 MiB for "));
+  CHECK(text.ends_with(" s); 1 waiting, head needs 60 MiB"));
+  waiting.cancel();
 }

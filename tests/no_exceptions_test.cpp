@@ -161,6 +161,16 @@ void mistakes_abort_with_the_message() {
                     });
 }
 
+// read_memory_facts() has no try block to lean on here: it must still answer.
+void memory_facts_are_read() {
+#if defined(__linux__)
+  const std::optional<admit::MemoryFacts> facts = admit::read_memory_facts();
+  check(facts.has_value() && facts->limit_bytes > 0, "read_memory_facts() reads this machine");
+#endif
+  check(!admit::read_memory_facts("/admit-no-such-root").has_value(),
+        "read_memory_facts() finds nothing under a missing root");
+}
+
 void the_pool_works() {
   admit::SlotPool<> pool{{.memory_budget = 200 * MiB, .slots = 2}};
   {
@@ -227,6 +237,7 @@ int main() {
   mistakes_abort_with_the_message();
   validation_errors_name_the_field();
   the_pool_works();
+  memory_facts_are_read();
 #if defined(ADMIT_TEST_ASIO)
   asio_works();
 #endif

@@ -10,7 +10,7 @@ namespace {
 constexpr admit::Reason all_reasons[] = {admit::Reason::too_large, admit::Reason::no_slot,
                                          admit::Reason::no_memory, admit::Reason::queue_full,
                                          admit::Reason::timeout,   admit::Reason::cancelled,
-                                         admit::Reason::closed};
+                                         admit::Reason::closed,    admit::Reason::pressure};
 }
 
 TEST_CASE("only too_large is permanent", "[rejection]") {
@@ -30,6 +30,7 @@ TEST_CASE("to_string gives each reason its enumerator's name", "[rejection]") {
   CHECK(admit::to_string(admit::Reason::timeout) == "timeout");
   CHECK(admit::to_string(admit::Reason::cancelled) == "cancelled");
   CHECK(admit::to_string(admit::Reason::closed) == "closed");
+  CHECK(admit::to_string(admit::Reason::pressure) == "pressure");
   std::set<std::string_view> names;
   for (const admit::Reason reason : all_reasons) names.insert(admit::to_string(reason));
   CHECK(names.size() == admit::reason_count);

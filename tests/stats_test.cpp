@@ -12,7 +12,7 @@ using admit::PoolConfig;
 using admit::Reason;
 
 TEST_CASE("RejectionCounts maps each reason to its own counter", "[stats]") {
-  const admit::RejectionCounts c{1, 2, 3, 4, 5, 6, 7};
+  const admit::RejectionCounts c{1, 2, 3, 4, 5, 6, 7, 8};
   CHECK(c[Reason::too_large] == 1);
   CHECK(c[Reason::no_slot] == 2);
   CHECK(c[Reason::no_memory] == 3);
@@ -20,7 +20,8 @@ TEST_CASE("RejectionCounts maps each reason to its own counter", "[stats]") {
   CHECK(c[Reason::timeout] == 5);
   CHECK(c[Reason::cancelled] == 6);
   CHECK(c[Reason::closed] == 7);
-  CHECK(c.total() == 28);
+  CHECK(c[Reason::pressure] == 8);
+  CHECK(c.total() == 36);
   CHECK(admit::RejectionCounts{}.total() == 0);
 }
 

@@ -88,6 +88,8 @@ inline Outcome outcome_of(admit::Reason reason) {
       return Outcome::timed_out;
     case admit::Reason::closed:
       return Outcome::closed;
+    case admit::Reason::pressure:  // the simulation never sets pressure
+      return Outcome::no_memory;
   }
   return Outcome::closed;
 }

@@ -79,6 +79,21 @@ Reply refusal_reply(const admit::Rejection& rejection) {
   return reply;
 }
 
+Reply out_of_memory_reply(std::uint64_t bytes) {
+  Reply reply = json_reply(
+      http::status::service_unavailable,
+      {{"error", "service_unavailable"},
+       {"reason", "out_of_memory"},
+       {"message",
+        fmt::format(
+            "the server cannot allocate the {} bytes the upload is buffered in; retry later",
+            bytes)},
+       {"needed_bytes", bytes}});
+  // Memory comes back as other uploads end, as with the pool's no_memory.
+  reply.retry_after = retry_after_seconds(admit::Reason::no_memory);
+  return reply;
+}
+
 Reply over_body_limit_reply(const OverBodyLimit& over) {
   return json_reply(http::status::payload_too_large, over_body_limit_json(over) + "\n");
 }
@@ -118,6 +133,20 @@ Reply storage_failure_reply(std::error_code error, std::string_view message) {
     return error_reply(http::status::insufficient_storage, "insufficient_storage", message);
   }
   return error_reply(http::status::internal_server_error, "storage", message);
+}
+
+Reply health_reply(bool under_pressure, bool keep_alive) {
+  Reply reply;
+  reply.content_type = "text/plain";
+  reply.keep_alive = keep_alive;
+  if (under_pressure) {
+    reply.status = http::status::service_unavailable;
+    reply.body = "pressure\n";
+    reply.retry_after = retry_after_seconds(admit::Reason::pressure);
+  } else {
+    reply.body = "ok\n";
+  }
+  return reply;
 }
 
 Reply created_reply(const std::vector<Stored>& stored, bool keep_alive) {

@@ -1,7 +1,14 @@
 // http_replies.hpp - every answer the HTTP side of the server gives, built
 // without a network so that the unit tests can check each one.
 //
-// Answers other than a 201 are JSON with a machine-readable "error" (the
+// GET /healthz answers 200 "ok\n", or 503 "pressure\n" with Retry-After while
+// the pool is under memory pressure (--follow-memory), so that a load
+// balancer sends new uploads elsewhere; both text/plain.
+//
+// GET /debug/uploads answers 200 with every upload running now, as JSON
+// (live_uploads.hpp).
+//
+// Answers other than a 201 and /healthz's are JSON with a machine-readable "error" (the
 // status, in words) and a "message" for people, plus "reason" and the figures
 // where the server has them:
 //
@@ -17,6 +24,9 @@
 //   426 upgrade_required      GET /ws/upload without the upgrade; Upgrade: websocket
 //   431 request_header_fields_too_large   a head over max_head_bytes
 //   500 storage               the disk failed otherwise
+//   503 service_unavailable   reason out_of_memory: the process could not
+//                             allocate an admitted upload's part (--buffer
+//                             memory), with Retry-After and needed_bytes
 //   507 insufficient_storage  the disk (or the quota) is full: ENOSPC, EDQUOT,
 //                             or the upload cannot fit in what is left on it
 //
@@ -75,6 +85,10 @@ struct Reply {
 /// 413 with over_body_limit_json's body.
 [[nodiscard]] Reply over_body_limit_reply(const OverBodyLimit& over);
 
+/// 503 + Retry-After: the process could not allocate the `bytes` of an
+/// upload's part (memory_part.hpp); reason out_of_memory, with needed_bytes.
+[[nodiscard]] Reply out_of_memory_reply(std::uint64_t bytes);
+
 /// 408: the request head was not complete within `header_timeout`.
 [[nodiscard]] Reply late_head_reply(std::chrono::milliseconds header_timeout);
 /// 408: the body was cut off; `why` is ProgressWatch's sentence.
@@ -89,6 +103,10 @@ struct Reply {
 
 /// 507 if `error` is out of space, else 500; `message` says what failed.
 [[nodiscard]] Reply storage_failure_reply(std::error_code error, std::string_view message);
+
+/// GET /healthz: 200 "ok\n", or 503 "pressure\n" with a refused upload's
+/// Retry-After while the pool is under pressure (new uploads are refused).
+[[nodiscard]] Reply health_reply(bool under_pressure, bool keep_alive);
 
 /// 201: {"files": [{"name", "bytes", "sha256"}, ...]} with every stored file,
 /// and the first one's name, bytes and sha256 at the top level as well (the

@@ -149,9 +149,12 @@ Reply route(Server& server, const Request& request, std::string_view path, bool 
     return get_or_head(request) ? upgrade_required() : method_not_allowed("GET");
   }
   if (path == "/api/v1/upload") return method_not_allowed("POST");
-  if (path == "/metrics" || path == "/healthz") {
+  if (path == "/metrics" || path == "/healthz" || path == "/debug/uploads") {
     if (!get_or_head(request)) return method_not_allowed("GET, HEAD");
-    if (path == "/healthz") return text_reply("ok\n", "text/plain", !has_body);
+    if (path == "/healthz") return health_reply(server.pool.under_pressure(), !has_body);
+    if (path == "/debug/uploads") {
+      return text_reply(server.live_uploads.json(), "application/json", !has_body);
+    }
     return text_reply(metrics_text(server), "text/plain; version=0.0.4", !has_body);
   }
   return not_found();

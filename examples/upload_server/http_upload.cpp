@@ -2,7 +2,10 @@
 // size is the Content-Length, and a client that sent "Expect: 100-continue"
 // (curl does above 1 MiB) gets its 100 only once admitted, so a refused
 // client never sends its body. The body then streams through one fixed
-// buffer into the storage directory, so memory does not grow with the size.
+// buffer into the storage directory, so memory does not grow with the size;
+// or, with --buffer memory, through a part of the upload's reservation
+// (memory_part.hpp), allocated before the 100 Continue so that a part that
+// cannot be had is answered 503 before the client sends its body.
 //
 // The body's deadline is progress, not the time to fill a buffer: a
 // ProgressWatch (progress.hpp) is told of every socket read's bytes and cuts
@@ -22,6 +25,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -85,9 +89,11 @@ void cancel_reads(beast::tcp_stream& stream) {
 }
 
 // Ends an admitted upload with its one log line. The reservation goes back
-// first, so that the line's "in use now" is what the other uploads hold.
-void end_upload(Server& server, UploadId id, admit::Admission& admission, std::uint64_t bytes,
-                std::string_view outcome) {
+// first, so that the line's "in use now" is what the other uploads hold; the
+// part it pays for before it (memory_part.hpp).
+void end_upload(Server& server, UploadId id, admit::Admission& admission, MemoryPart& part,
+                std::uint64_t bytes, std::string_view outcome) {
+  part.release();
   if (admission) admission->release();
   log_upload_end(server, id, bytes, outcome);
 }
@@ -117,22 +123,25 @@ struct Received {
   std::string why;
 };
 
-// Reads the body into `body` through one buffer of body_chunk_size bytes.
+// Reads the body into `body` through `chunk` (body_chunk_size bytes, or the
+// part with --buffer memory).
 // Past the head, the parser has nothing left to do (the length is known and
 // the body is opaque), and going through it would read in small steps into
 // its small buffer and copy each step: so what the head's read brought along
 // is taken from `buffer`, then the socket is read straight into the chunk,
 // never past `declared` bytes (what follows is the next request's). Each
 // socket read counts as progress; the chunk goes to `body` when full or at
-// the end, one write (and one hash update) per chunk.
+// the end, one write (and one hash update) per chunk. The upload's entry in
+// the live table reads its progress from the watch, and learns the name of
+// each file part once the parser has seen it begin, as does the label of its
+// reservation.
 net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream& stream,
                                       beast::flat_buffer& buffer, std::uint64_t declared,
-                                      UploadBody& body) {
+                                      std::span<char> chunk, UploadBody& body,
+                                      LiveUploads::Registration& live,
+                                      admit::SlotReservation& reservation) {
   Received result;
   stream.expires_never();  // the watch below is this phase's deadline
-  // The only buffer, whatever the size. Not value-initialised: every byte
-  // handed on was read into it first.
-  const std::unique_ptr<char[]> chunk{new char[body_chunk_size]};
   std::size_t filled = 0;  // bytes of `chunk` not yet handed on
   std::uint64_t left = declared;
   const auto take = [&](std::size_t n) {
@@ -140,9 +149,20 @@ net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream&
     left -= n;
     result.bytes += n;
   };
+  std::size_t files_named = body.files();
+  const auto hand_on = [&] {
+    const bool written = body.write({chunk.data(), filled});
+    filled = 0;
+    if (body.files() != files_named) {  // a multipart body began a file part
+      files_named = body.files();
+      live.entry().name = body.current_file();
+      label_upload(reservation, live.entry());
+    }
+    return written;
+  };
   const auto early =
-      static_cast<std::size_t>(std::min<std::uint64_t>({buffer.size(), body_chunk_size, left}));
-  take(net::buffer_copy(net::buffer(chunk.get(), early), buffer.data()));
+      static_cast<std::size_t>(std::min<std::uint64_t>({buffer.size(), chunk.size(), left}));
+  take(net::buffer_copy(net::buffer(chunk.data(), early), buffer.data()));
   buffer.consume(early);
 
   std::string late_reason;
@@ -152,19 +172,17 @@ net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream&
                         late_reason = std::move(why);
                         cancel_reads(stream);
                       }};
+  live.watch(watch);
   if (early != 0) watch.data(early);
   while (left != 0) {
-    if (filled == body_chunk_size) {
-      if (!body.write({chunk.get(), filled})) {
-        result.end = Received::End::refused;
-        break;
-      }
-      filled = 0;
+    if (filled == chunk.size() && !hand_on()) {
+      result.end = Received::End::refused;
+      break;
     }
     const auto room =
-        static_cast<std::size_t>(std::min<std::uint64_t>(body_chunk_size - filled, left));
-    auto [ec, n] = co_await stream.socket().async_read_some(net::buffer(chunk.get() + filled, room),
-                                                            use_tuple);
+        static_cast<std::size_t>(std::min<std::uint64_t>(chunk.size() - filled, left));
+    auto [ec, n] = co_await stream.socket().async_read_some(
+        net::buffer(chunk.data() + filled, room), use_tuple);
     take(n);
     if (n != 0) watch.data(n);
     // Late wins over whatever the read says: the watch may have fired while
@@ -185,8 +203,8 @@ net::awaitable<Received> receive_body(const Options& options, beast::tcp_stream&
     }
   }
   watch.stop();
-  if (left == 0 && result.end == Received::End::complete && filled != 0 &&
-      !body.write({chunk.get(), filled})) {
+  live.unwatch();
+  if (left == 0 && result.end == Received::End::complete && filled != 0 && !hand_on()) {
     result.end = Received::End::refused;
   }
   co_return result;
@@ -214,26 +232,55 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
   if (!admission) co_return refusal_reply(admission.error());  // 413, or 503 + Retry-After
   const RunningUpload running{server};
 
+  // The buffer the body passes through (--buffer). The part is declared
+  // after the admission, so that it is destroyed before the reservation it
+  // charges, which stays where it is meanwhile.
+  MemoryPart part;
+  std::unique_ptr<char[]> stream_chunk;  // not value-initialised: every byte is read first
+  std::span<char> chunk;
+  if (server.options.buffer == BufferMode::memory) {
+    if (const std::optional<PartRefusal> refused =
+            allocate_part(server, *admission, head.declared, part)) {
+      Reply reply = refused->rejection ? refusal_reply(*refused->rejection)
+                                       : out_of_memory_reply(refused->bytes);
+      end_upload(server, id, admission, part, 0,
+                 "refused: " + describe(*refused) + answered(reply));
+      co_return reply;
+    }
+    chunk = part.bytes();
+  } else {
+    stream_chunk.reset(new char[body_chunk_size]);
+    chunk = {stream_chunk.get(), body_chunk_size};
+  }
+
   // Before the 100 Continue: a raw file that cannot be created is answered
   // before the client sends its body.
   UploadBody body{server.options.dir, std::move(head.boundary), head.raw_name, head.declared};
   if (body.failed()) {
     Reply reply = failure_reply(body);
-    end_upload(server, id, admission, 0, "storage failed: " + body.error() + answered(reply));
+    end_upload(server, id, admission, part, 0, "storage failed: " + body.error() + answered(reply));
     co_return reply;
   }
+  LiveUploads::Registration live =
+      server.live_uploads.add({.protocol = id.protocol,
+                               .number = id.number,
+                               .name = std::string{body.current_file()},
+                               .declared_size = head.declared,
+                               .reserved_bytes = *admission ? admission->bytes() : 0,
+                               .buffer_bytes = part.bytes().size()});
+  label_upload(*admission, live.entry());
   const auto& request = parser.get();
   if (beast::iequals(request[http::field::expect], "100-continue")) {
     http::response<http::empty_body> go_on{http::status::continue_, request.version()};
     stream.expires_after(write_timeout);
     if (auto [ec, n] = co_await http::async_write(stream, go_on, use_tuple); ec) {
-      end_upload(server, id, admission, 0, "client gone: " + ec.message());
+      end_upload(server, id, admission, part, 0, "client gone: " + ec.message());
       co_return std::nullopt;
     }
   }
 
-  const Received received =
-      co_await receive_body(server.options, stream, buffer, head.declared, body);
+  const Received received = co_await receive_body(server.options, stream, buffer, head.declared,
+                                                  chunk, body, live, *admission);
   body_read = received.end == Received::End::complete;
   switch (received.end) {
     case Received::End::complete:
@@ -242,12 +289,13 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
       Reply reply = failure_reply(body);
       const char* what =
           body.failure() == UploadBody::Failure::storage ? "storage failed: " : "refused: ";
-      end_upload(server, id, admission, received.bytes, what + body.error() + answered(reply));
+      end_upload(server, id, admission, part, received.bytes,
+                 what + body.error() + answered(reply));
       co_return reply;
     }
     case Received::End::late: {
       Reply reply = late_body_reply(received.why, received.bytes, head.declared, server.options);
-      end_upload(server, id, admission, received.bytes,
+      end_upload(server, id, admission, part, received.bytes,
                  "cut off: " + received.why + answered(reply));
       co_return reply;
     }
@@ -256,13 +304,13 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
       Reply reply =
           bad_request("the body ended after " + std::to_string(received.bytes) + " of the " +
                       std::to_string(head.declared) + " bytes its Content-Length declares");
-      end_upload(server, id, admission, received.bytes,
+      end_upload(server, id, admission, part, received.bytes,
                  "aborted: the body ended early" + answered(reply));
       co_return reply;
     }
     case Received::End::gone:
       // Nobody to answer. Leaving this scope removes the partial files.
-      end_upload(server, id, admission, received.bytes, "aborted: " + received.why);
+      end_upload(server, id, admission, part, received.bytes, "aborted: " + received.why);
       co_return std::nullopt;
   }
 
@@ -271,12 +319,12 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
     Reply reply = failure_reply(body);
     const char* what =
         body.failure() == UploadBody::Failure::storage ? "storage failed: " : "refused: ";
-    end_upload(server, id, admission, received.bytes, what + body.error() + answered(reply));
+    end_upload(server, id, admission, part, received.bytes, what + body.error() + answered(reply));
     co_return reply;
   }
   std::string names;
   for (const Stored& file : stored) names += (names.empty() ? "" : ", ") + file.name;
-  end_upload(server, id, admission, received.bytes, "stored as " + names);
+  end_upload(server, id, admission, part, received.bytes, "stored as " + names);
   co_return created_reply(stored, request.keep_alive());
 }
 

@@ -9,6 +9,9 @@
 // --hash-threads), on buffers handed over and shared with nothing else.
 // SIGINT or SIGTERM: stop accepting, close the pool (waiters and new requests
 // are refused with `closed`), let running uploads finish for up to --grace.
+// SIGUSR1: log why the pool admits what it admits now (admit::describe: the
+// bottleneck and, with --track-reservations, the upload that holds the most);
+// GET /debug/uploads lists the uploads themselves.
 //
 // The accept loop applies the connection limits (connection_limits.hpp): a
 // connection over --max-connections (none waiting to shed) or
@@ -16,8 +19,13 @@
 // when descriptors run short, the longest-waiting connection (no complete
 // request yet) is closed to make room; accept() failing for want of
 // descriptors sheds too, and backs off, logging once per episode.
+//
+// --budget auto derives the budget from the memory limit at start; with
+// --follow-memory the budget follows the limit and new uploads are refused
+// while memory usage is high (memory_follow.hpp).
 #include <fmt/format.h>
 #include <admit/config.hpp>
+#include <admit/fmt.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -47,6 +55,7 @@
 
 #include "connection_limits.hpp"
 #include "http_session.hpp"
+#include "memory_follow.hpp"
 #include "options.hpp"
 #include "server.hpp"
 #include "storage.hpp"
@@ -263,6 +272,17 @@ net::awaitable<void> accept_connections(Server& server, Listener listener) {
   }
 }
 
+// One line per SIGUSR1, for an operator asking why uploads are refused.
+net::awaitable<void> describe_on_signal(net::signal_set& signals, const upload_server::Pool& pool) {
+  for (;;) {
+    auto [ec, signal] = co_await signals.async_wait(use_tuple);
+    if (ec) co_return;  // cancelled: shutting down
+    const std::string line = fmt::format("pool on signal {}: {}\n", signal, admit::describe(pool));
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fflush(stdout);
+  }
+}
+
 net::awaitable<void> shut_down(Server& server, tcp::acceptor& acceptor, int signal) {
   fmt::print("shutting down on signal {}: {} uploads running, grace {} ms\n", signal,
              server.uploads_running, server.options.grace.count());
@@ -303,6 +323,15 @@ net::awaitable<void> shut_down(Server& server, tcp::acceptor& acceptor, int sign
 }
 
 int run(const upload_server::Options& options) {
+  // --budget auto: from the memory limit read now (memory_follow.hpp), before
+  // anything is created on disk.
+  const upload_server::StartingBudget budget = upload_server::starting_budget(options);
+  if (budget.budget == 0) {
+    fmt::print(stderr, "{}\n", budget.line);
+    return 1;
+  }
+  if (!budget.line.empty()) fmt::print("{}\n", budget.line);
+
   std::error_code fs_error;
   std::filesystem::create_directories(options.dir, fs_error);
   if (fs_error) {
@@ -327,8 +356,10 @@ int run(const upload_server::Options& options) {
   // Declared before the io_context: the connections destroyed with it
   // return their reservations to the pool and count themselves out of the
   // server, so both must still exist.
-  upload_server::Pool pool{
-      admit::PoolConfig{.memory_budget = options.budget, .slots = options.slots}, options.policy};
+  upload_server::Pool pool{admit::PoolConfig{.memory_budget = budget.budget,
+                                             .slots = options.slots,
+                                             .track_reservations = options.track_reservations},
+                           options.policy};
 
   // --max-connections 0: what the descriptor limit leaves after the reserve.
   const std::uint64_t nofile = descriptor_limit();
@@ -366,7 +397,14 @@ int run(const upload_server::Options& options) {
   upload_server::ConnectionRegistry connections{limits,
                                                 [](int handle) { ::shutdown(handle, SHUT_RD); }};
   Server server{.options = options, .pool = pool, .connections = connections, .cut_offs = {}};
+  if (budget.facts) server.memory.limit_bytes = budget.facts->limit_bytes;
   net::io_context io{1};
+  // After the io_context, so destroyed before it: its timer is the io_context's.
+  std::optional<upload_server::MemoryFollower> follower;
+  if (options.follow_memory > std::chrono::milliseconds::zero()) {
+    follower.emplace(server, io.get_executor());
+    follower->start();  // a first poll now: under pressure already, say so before listening
+  }
   tcp::acceptor acceptor{io};
   boost::system::error_code ec;
   const tcp::endpoint endpoint{net::ip::make_address(options.host, ec), options.port};
@@ -380,12 +418,21 @@ int run(const upload_server::Options& options) {
   }
 
   const auto local = acceptor.local_endpoint();
-  fmt::print("policy {}, budget {} bytes, {} slots, wait {} ms, admission {}\n",
-             options.policy.name(), options.budget, options.slots, options.wait.count(),
-             options.admission ? "on" : "off");
+  fmt::print("policy {}, budget {} bytes, {} slots, wait {} ms, admission {}, buffer {}\n",
+             options.policy.name(), pool.memory_budget(), options.slots, options.wait.count(),
+             options.admission ? "on" : "off",
+             options.buffer == upload_server::BufferMode::memory ? "memory" : "stream");
+  if (follower) {
+    fmt::print("memory: following every {} ms; pressure on at {}% of the limit, off at {}%\n",
+               options.follow_memory.count(), options.pressure_high, options.pressure_low);
+  }
   fmt::print("connections: at most {}{}, {} per address\n", max_connections, derived_from,
              limits.max_per_ip == 0 ? std::string{"any number"}
                                     : fmt::format("at most {}", limits.max_per_ip));
+  // Before "listening": from then on a SIGUSR1 must be logged, not kill the
+  // process (its default action).
+  net::signal_set describe_signals{io, SIGUSR1};
+  net::co_spawn(io, describe_on_signal(describe_signals, pool), log_failure);
   fmt::print("listening on {}:{}\n", local.address().to_string(), local.port());
   std::fflush(stdout);
 

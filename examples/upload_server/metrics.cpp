@@ -80,4 +80,22 @@ std::string prometheus_text(const ConnectionStats& stats) {
   return out;
 }
 
+std::string prometheus_text(const MemoryFigures& memory, bool under_pressure) {
+  std::string out;
+  metric(out, "admit_memory_pressure", "gauge",
+         "1 while memory usage is over the --pressure watermarks: new uploads are refused.",
+         under_pressure ? 1 : 0);
+  if (memory.limit_bytes) {
+    metric(out, "admit_memory_limit_bytes", "gauge",
+           "The memory limit the budget is derived from (the cgroup's, else MemTotal).",
+           *memory.limit_bytes);
+  }
+  if (memory.usage_bytes) {
+    metric(out, "admit_memory_usage_bytes", "gauge",
+           "Memory in use against that limit, at the last --follow-memory poll.",
+           *memory.usage_bytes);
+  }
+  return out;
+}
+
 }  // namespace upload_server

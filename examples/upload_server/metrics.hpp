@@ -2,6 +2,8 @@
 #pragma once
 
 #include <admit/stats.hpp>
+#include <cstdint>
+#include <optional>
 #include <string>
 
 #include "connection_limits.hpp"  // ConnectionStats (a plain struct: no link dependency)
@@ -25,5 +27,24 @@ namespace upload_server {
 /// closed to make room) and admit_accept_failures_total (accept() errors, such
 /// as EMFILE).
 [[nodiscard]] std::string prometheus_text(const ConnectionStats& stats);
+
+/// What the server knows of the memory it runs in (--budget auto,
+/// --follow-memory): a figure it does not know is absent, not 0.
+struct MemoryFigures {
+  /// The limit the budget in force was derived from: read at start, then at
+  /// each --follow-memory poll. Absent with a --budget given as a size.
+  std::optional<std::uint64_t> limit_bytes;
+  /// The usage at the last --follow-memory poll. Absent without
+  /// --follow-memory (a figure read once at start is stale by the first
+  /// scrape) and while the last poll read nothing.
+  std::optional<std::uint64_t> usage_bytes;
+};
+
+/// The memory figures, appended to the others in GET /metrics:
+/// admit_memory_pressure (1 while the pool is under pressure: new uploads are
+/// refused with reason "pressure"; always there), admit_memory_limit_bytes and
+/// admit_memory_usage_bytes (each only when known, see MemoryFigures). The
+/// budget derived from the limit is admit_bytes_budget.
+[[nodiscard]] std::string prometheus_text(const MemoryFigures& memory, bool under_pressure);
 
 }  // namespace upload_server

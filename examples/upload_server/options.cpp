@@ -29,15 +29,75 @@ Int parse_integer(std::string_view value, Int min, Int max, std::string_view exp
   return result;
 }
 
+constexpr std::string_view budget_forms = "a size such as 200MiB, or auto[:PERCENT%[-SIZE]]";
+
+// "auto", "auto:85%" or "auto:85%-64MiB": PERCENT (1..100) of the limit, after
+// SIZE is taken off it. Anything else quotes the whole value.
+admit::BudgetRule parse_budget_rule(std::string_view value) {
+  admit::BudgetRule rule;  // plain "auto": 90 %, no reserve
+  if (value == "auto") return rule;
+  std::string_view rest = value.substr(std::string_view{"auto:"}.size());
+  const std::size_t percent_sign = rest.find('%');
+  if (percent_sign == std::string_view::npos) reject(budget_forms, value);
+  const std::string_view digits = rest.substr(0, percent_sign);
+  const auto [stop, error] =
+      std::from_chars(digits.data(), digits.data() + digits.size(), rule.percent);
+  if (error != std::errc{} || stop != digits.data() + digits.size() || rule.percent < 1 ||
+      rule.percent > 100) {
+    reject(budget_forms, value);
+  }
+  rest.remove_prefix(percent_sign + 1);
+  if (rest.empty()) return rule;
+  if (!rest.starts_with('-')) reject(budget_forms, value);
+  try {
+    rule.reserve_bytes = parse_size(rest.substr(1));
+  } catch (const std::invalid_argument&) {
+    reject(budget_forms, value);
+  }
+  return rule;
+}
+
 // admit validates the pool configuration itself; these checks only move the
 // error from server start-up to the flag that caused it, with the flag's name.
 void set_budget(Options& options, std::string_view value) {
-  const std::uint64_t budget = parse_size(value);
+  if (value == "auto" || value.starts_with("auto:")) {
+    options.budget_rule = parse_budget_rule(value);
+    return;
+  }
+  std::uint64_t budget = 0;
+  try {
+    budget = parse_size(value);
+  } catch (const std::invalid_argument&) {
+    reject(budget_forms, value);
+  }
   if (budget == 0 || budget > admit::PoolConfig::max_memory_budget) {
     reject("a budget of 1B to " + std::to_string(admit::PoolConfig::max_memory_budget) + "B",
            value);
   }
   options.budget = budget;
+  options.budget_rule.reset();
+}
+
+// "90%/80%": the high and the low watermark, 0 <= LOW < HIGH <= 100.
+void set_pressure(Options& options, std::string_view value) {
+  constexpr std::string_view expected = "HIGH%/LOW% with LOW < HIGH <= 100, such as 90%/80%";
+  const auto percent = [&](std::string_view text) {
+    unsigned result = 0;
+    if (!text.ends_with('%')) reject(expected, value);
+    text.remove_suffix(1);
+    const auto [stop, error] = std::from_chars(text.data(), text.data() + text.size(), result);
+    if (text.empty() || error != std::errc{} || stop != text.data() + text.size() || result > 100) {
+      reject(expected, value);
+    }
+    return result;
+  };
+  const std::size_t slash = value.find('/');
+  if (slash == std::string_view::npos) reject(expected, value);
+  const unsigned high = percent(value.substr(0, slash));
+  const unsigned low = percent(value.substr(slash + 1));
+  if (low >= high) reject(expected, value);
+  options.pressure_high = high;
+  options.pressure_low = low;
 }
 
 void set_slots(Options& options, std::string_view value) {
@@ -60,7 +120,7 @@ struct Flag {
   void (*apply)(Options&, std::string_view value);
 };
 
-constexpr std::array<Flag, 19> flags{{
+constexpr std::array<Flag, 24> flags{{
     {"--host", true,
      [](Options& o, std::string_view v) {
        if (v.empty()) reject("a host name or address", v);
@@ -107,6 +167,16 @@ constexpr std::array<Flag, 19> flags{{
        }
      }},
     {"--grace", true, [](Options& o, std::string_view v) { o.grace = parse_duration(v); }},
+    {"--buffer", true,
+     [](Options& o, std::string_view v) {
+       if (v != "stream" && v != "memory") reject("stream or memory", v);
+       o.buffer = v == "memory" ? BufferMode::memory : BufferMode::stream;
+     }},
+    {"--track-reservations", true,
+     [](Options& o, std::string_view v) {
+       if (v != "on" && v != "off") reject("on or off", v);
+       o.track_reservations = v == "on";
+     }},
     {"--body-timeout", true,
      [](Options& o, std::string_view v) { o.body_timeout = positive_duration(v); }},
     {"--min-rate", true, [](Options& o, std::string_view v) { o.min_rate = parse_size(v); }},
@@ -124,6 +194,14 @@ constexpr std::array<Flag, 19> flags{{
        o.max_connections_per_ip = parse_integer<std::uint32_t>(
            v, 0, 1'000'000, "a connection count in 0..1000000 (0: no cap)");
      }},
+    {"--follow-memory", true,
+     [](Options& o, std::string_view v) { o.follow_memory = positive_duration(v); }},
+    {"--pressure", true, set_pressure},
+    {"--memory-root", true,
+     [](Options& o, std::string_view v) {
+       if (v.empty()) reject("a directory", v);
+       o.memory_root = v;
+     }},
     {"--help", false, [](Options& o, std::string_view) { o.help = true; }},
 }};
 
@@ -134,10 +212,30 @@ const Flag* find_flag(std::string_view name) {
   return nullptr;
 }
 
+// A flag that would change nothing without another is refused rather than
+// ignored: the operator meant something by it.
+void check_combinations(const Options& options, bool pressure_given, bool memory_root_given) {
+  if (options.follow_memory > std::chrono::milliseconds::zero() && !options.budget_rule) {
+    throw std::invalid_argument(
+        "--follow-memory: needs --budget auto[:PERCENT%[-SIZE]]; a budget given as a size does "
+        "not follow the memory limit");
+  }
+  if (pressure_given && options.follow_memory == std::chrono::milliseconds::zero()) {
+    throw std::invalid_argument(
+        "--pressure: takes effect only with --follow-memory, which reads the usage it compares");
+  }
+  if (memory_root_given && !options.budget_rule) {
+    throw std::invalid_argument(
+        "--memory-root: takes effect only with --budget auto[:PERCENT%[-SIZE]]");
+  }
+}
+
 }  // namespace
 
 Options parse_options(std::span<const std::string_view> args) {
   Options options;
+  bool pressure_given = false;
+  bool memory_root_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view name = args[i];
     std::optional<std::string_view> value;
@@ -165,7 +263,10 @@ Options parse_options(std::span<const std::string_view> args) {
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument(prefix + e.what());
     }
+    pressure_given = pressure_given || flag->name == "--pressure";
+    memory_root_given = memory_root_given || flag->name == "--memory-root";
   }
+  if (!options.help) check_combinations(options, pressure_given, memory_root_given);
   return options;
 }
 
@@ -173,11 +274,17 @@ std::string usage(std::string_view program) {
   return "usage: " + std::string{program} + R"( [flags]
 
 An HTTP and WebSocket upload server whose uploads are admitted by admit.
+GET /debug/uploads lists the uploads running; SIGUSR1 logs why the pool admits
+what it admits (admit::describe); SIGINT or SIGTERM shut it down.
 
   --host HOST          address to listen on (default 127.0.0.1)
   --port N             port to listen on, 0 for any free port (default 8080)
   --dir PATH           directory to store uploads in (default uploads)
-  --budget SIZE        memory all running uploads may reserve (default 200MiB)
+  --budget SIZE|auto[:PERCENT%[-SIZE]]
+                       memory all running uploads may reserve (default 200MiB);
+                       auto: PERCENT (default 90) of the memory limit read at
+                       start (the cgroup's, else MemTotal), after SIZE is taken
+                       off it (default 0), such as auto:85%-64MiB
   --slots N            uploads that may run at once (default 16)
   --policy POLICY      what each upload reserves (default tiered):
                          tiered         20 % below 100 MiB, 10 % below 1 GiB,
@@ -195,6 +302,15 @@ An HTTP and WebSocket upload server whose uploads are admitted by admit.
                        server's; 0: on the server's thread (default auto: one
                        per core beyond the first, at most 4)
   --grace DURATION     how long running uploads may finish on shutdown (default 30s)
+  --buffer stream|memory
+                       stream: every upload passes through one small buffer;
+                       memory: through a part of what it reserved (at least
+                       64 KiB, at most its size), charged to its reservation,
+                       so that the server really uses what admission granted
+                       (default stream)
+  --track-reservations on|off
+                       keep a record of each upload's reservation, so that
+                       SIGUSR1 logs which upload holds the most (default on)
 
 Slow, idle and hostile clients:
   --body-timeout DURATION
@@ -212,6 +328,19 @@ Slow, idle and hostile clients:
                        descriptor limit, ulimit -n)
   --max-connections-per-ip N
                        open connections from one address (default 0: no cap)
+
+Following the memory limit (with --budget auto):
+  --follow-memory DURATION
+                       read the limit and the usage this often: the budget
+                       follows the limit, and new uploads are refused (503,
+                       close 1013; /healthz 503) while usage is high (see
+                       --pressure); running ones go on (default: off, the
+                       limit is read once at start)
+  --pressure HIGH%/LOW%
+                       with --follow-memory: refuse new uploads once usage
+                       reaches HIGH% of the limit, until it is back at LOW%
+                       (default 90%/80%)
+  --memory-root DIR    where --budget auto reads /proc and /sys (default /)
 
   --help               print this text and exit
 

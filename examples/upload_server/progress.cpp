@@ -27,8 +27,9 @@ struct ProgressWatch::State {
   boost::asio::steady_timer timer;
   Limits limits;
   std::function<void(std::string)> on_late;  // emptied by stop()
-  Clock::time_point last_data = Clock::now();
-  Clock::time_point interval_start = last_data;
+  Clock::time_point started = Clock::now();
+  Clock::time_point last_data = started;
+  Clock::time_point interval_start = started;
   std::uint64_t bytes = 0;                 // since the watch started
   std::uint64_t interval_start_bytes = 0;  // `bytes` when the interval began
   bool late = false;
@@ -98,5 +99,9 @@ void ProgressWatch::stop() noexcept {
 }
 
 bool ProgressWatch::late() const noexcept { return state_->late; }
+
+std::uint64_t ProgressWatch::bytes() const noexcept { return state_->bytes; }
+
+ProgressWatch::Clock::time_point ProgressWatch::started() const noexcept { return state_->started; }
 
 }  // namespace upload_server

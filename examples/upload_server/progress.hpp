@@ -57,6 +57,11 @@ class ProgressWatch {
   /// Whether the watch found the upload late (and called on_late).
   [[nodiscard]] bool late() const noexcept;
 
+  /// The data told by data() so far, and when the watch started: what the
+  /// server knows of an upload's progress (GET /debug/uploads).
+  [[nodiscard]] std::uint64_t bytes() const noexcept;
+  [[nodiscard]] Clock::time_point started() const noexcept;
+
  private:
   struct State;
   /// Arms the timer for the next moment the upload could be late.

@@ -6,15 +6,11 @@
 
 namespace upload_server {
 
-namespace {
-
 // Long enough for a client to see the effect of others finishing, short
 // enough not to idle. A closing server is not coming back soon.
 unsigned retry_after_seconds(admit::Reason reason) {
   return reason == admit::Reason::closed ? 30 : 1;
 }
-
-}  // namespace
 
 std::string refusal_json(const admit::Rejection& rejection) {
   const nlohmann::json body = {
@@ -43,6 +39,8 @@ WebSocketRefusal websocket_refusal(const admit::Rejection& rejection) {
   }
   if (rejection.reason == admit::Reason::no_slot) {
     text = fmt::format("{}: all {} slots in use, retry later", reason, rejection.slots);
+  } else if (rejection.reason == admit::Reason::pressure) {
+    text = fmt::format("{}: the server is short of memory, retry later", reason);
   } else {
     text = fmt::format("{}: needs {} bytes, {} free of {}, retry later", reason,
                        rejection.needed_bytes, rejection.available_bytes, rejection.memory_budget);
@@ -51,6 +49,11 @@ WebSocketRefusal websocket_refusal(const admit::Rejection& rejection) {
   // Again Later" (IANA's WebSocket close code registry) for the rest.
   return {rejection.reason == admit::Reason::closed ? std::uint16_t{1001} : std::uint16_t{1013},
           std::move(text)};
+}
+
+WebSocketRefusal out_of_memory_close(std::uint64_t bytes) {
+  return {1013, fmt::format("out_of_memory: cannot allocate {} bytes for the upload, retry later",
+                            bytes)};
 }
 
 }  // namespace upload_server

@@ -9,8 +9,13 @@
 //   no_memory,    503 + Retry-After: 1       1013 (try again later)
 //   queue_full,
 //   timeout,
-//   cancelled
+//   cancelled,
+//   pressure
 //   closed        503 + Retry-After: 30      1001 (going away: shutting down)
+//
+// With --buffer memory the allocation of an admitted upload's part may fail
+// for want of memory in the process itself (memory_part.hpp), not by the
+// pool's decision: reason out_of_memory, 503 + Retry-After: 1 / close 1013.
 //
 // The JSON body (HTTP) carries the reason and every figure of the Rejection;
 // a WebSocket close reason is limited to 123 bytes, so it carries the reason
@@ -38,9 +43,16 @@ struct WebSocketRefusal {
 ///  "available_bytes":..., "memory_budget":..., "slots_in_use":..., "slots":...}
 [[nodiscard]] std::string refusal_json(const admit::Rejection& rejection);
 
+/// The Retry-After (seconds) of a 503 for `reason`: 30 for closed, else 1.
+[[nodiscard]] unsigned retry_after_seconds(admit::Reason reason);
+
 [[nodiscard]] HttpRefusal http_refusal(const admit::Rejection& rejection);
 
 [[nodiscard]] WebSocketRefusal websocket_refusal(const admit::Rejection& rejection);
+
+/// Close 1013 with reason "out_of_memory: cannot allocate BYTES bytes for the
+/// upload, retry later": the process could not allocate an upload's part.
+[[nodiscard]] WebSocketRefusal out_of_memory_close(std::uint64_t bytes);
 
 /// The WebSocket close code for an upload that sent more than it declared.
 inline constexpr std::uint16_t close_too_big = 1009;

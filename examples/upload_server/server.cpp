@@ -90,8 +90,28 @@ void log_upload_end(const Server& server, UploadId id, std::uint64_t bytes,
   log_end(server, id, bytes, outcome, held.bytes(), held ? 1 : 0);
 }
 
+std::optional<PartRefusal> allocate_part(const Server& server, admit::SlotReservation& reservation,
+                                         std::uint64_t declared_size, MemoryPart& part) {
+  const std::uint64_t reserved =
+      reservation ? reservation.bytes() : server.options.policy.bytes_for(declared_size);
+  return part.allocate(reservation, MemoryPart::size_for(reserved, declared_size));
+}
+
+void label_upload(admit::SlotReservation& reservation, const LiveUploads::Entry& upload) {
+  if (!reservation) return;  // --admission off: nothing to name, and no need to format
+  reservation.set_label(fmt::format("{}#{} {}", upload.protocol, upload.number, upload.name));
+}
+
+std::string describe(const PartRefusal& refusal) {
+  if (refusal.rejection) {
+    return fmt::format("no room for a {}-byte buffer: {}", refusal.bytes, *refusal.rejection);
+  }
+  return fmt::format("out of memory: cannot allocate {} bytes", refusal.bytes);
+}
+
 std::string metrics_text(const Server& server) {
-  return prometheus_text(server.pool.stats()) + prometheus_text(server.connections.stats());
+  return prometheus_text(server.pool.stats()) + prometheus_text(server.connections.stats()) +
+         prometheus_text(server.memory, server.pool.under_pressure());
 }
 
 }  // namespace upload_server

@@ -14,12 +14,16 @@
 #include <cstdint>
 #include <functional>
 #include <list>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "any_policy.hpp"
 #include "connection_limits.hpp"
+#include "live_uploads.hpp"
+#include "memory_part.hpp"
+#include "metrics.hpp"  // MemoryFigures
 #include "options.hpp"
 
 namespace upload_server {
@@ -80,10 +84,12 @@ struct Server {
   int uploads_running = 0;  // admitted and not finished; read by the shutdown
   int uploads_told = 0;     // of those, the ones whose client has had its answer (a close)
   CutOffs cut_offs;
+  MemoryFigures memory{};      // the limit and the usage last read (memory_follow.hpp)
+  LiveUploads live_uploads{};  // every admitted upload, for GET /debug/uploads
 };
 
-/// The body of GET /metrics: the pool's figures and the connections'
-/// (metrics.hpp).
+/// The body of GET /metrics: the pool's figures, the connections' and the
+/// memory's (metrics.hpp).
 [[nodiscard]] std::string metrics_text(const Server& server);
 
 /// Names an upload in the log: "http#12", "ws#3".
@@ -98,6 +104,24 @@ struct UploadId {
 /// what admission costs).
 [[nodiscard]] boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId id,
                                                                     std::uint64_t declared_size);
+
+/// --buffer memory: allocates `part` for an upload of `declared_size` bytes
+/// that holds `reservation` (memory_part.hpp) and returns nullopt, or returns
+/// why it could not. With --admission off (an empty reservation) the part is
+/// as large as the policy would have reserved.
+[[nodiscard]] std::optional<PartRefusal> allocate_part(const Server& server,
+                                                       admit::SlotReservation& reservation,
+                                                       std::uint64_t declared_size,
+                                                       MemoryPart& part);
+
+/// Names the upload in the pool's records (SIGUSR1's diagnosis): "ws#17
+/// big.zip". Again once its name changes (a multipart body names its file
+/// late); nothing with tracking off or an empty reservation.
+void label_upload(admit::SlotReservation& reservation, const LiveUploads::Entry& upload);
+
+/// A part's refusal for the log: "no room for a 65536-byte buffer: upload of
+/// ..." (the pool's), or "out of memory: cannot allocate 20971520 bytes".
+[[nodiscard]] std::string describe(const PartRefusal& refusal);
 
 /// Logs how an upload that holds no reservation ended (it left while
 /// waiting for room, say).

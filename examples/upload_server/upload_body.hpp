@@ -78,6 +78,11 @@ class UploadBody final : private MultipartSink {
   [[nodiscard]] std::error_code storage_error() const noexcept { return storage_error_; }
   /// Files begun so far.
   [[nodiscard]] std::size_t files() const noexcept { return files_.size(); }
+  /// The name the last file begun is to be stored as (UploadFile::planned_name),
+  /// "" before the first file part of a multipart body and once committed.
+  [[nodiscard]] std::string_view current_file() const noexcept {
+    return files_.empty() ? std::string_view{} : std::string_view{files_.back().planned_name()};
+  }
 
  private:
   void open(std::string_view client_name);

@@ -250,7 +250,6 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
         is_out_of_space(ec) ? "insufficient storage: " + ec.message() : "cannot store the upload");
     co_return;
   }
-  co_await send_text(ws, status_message("ready", "reserved_bytes", admission->bytes()));
   co_await receive_upload(server, ws, id, request->size, *std::move(admission), std::move(file));
 }
 

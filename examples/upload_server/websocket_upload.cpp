@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <optional>
+#include <span>
 #include <utility>
 
 #include "progress.hpp"
@@ -32,9 +33,10 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 // (server and client CPU per byte, 2.5 GB in 1 MiB frames, alternated
 // rounds): 128 KiB used the least; 256 KiB to 1 MiB reads cost 20-30 % more
 // kernel time (probably loopback packets that arrive during a long recv,
-// left to the reader to handle) for no more throughput.
+// left to the reader to handle) for no more throughput. With --buffer memory
+// the part takes its place, written once full.
 constexpr std::size_t buffer_size = 128 * 1024;
-constexpr std::size_t write_at = 64 * 1024;
+constexpr std::size_t stream_write_at = 64 * 1024;
 constexpr std::uint64_t progress_every = 64 * 1024 * 1024;
 
 // An upload the session ends itself: its close frame and its log line.
@@ -113,13 +115,55 @@ std::string status_message(std::string_view status, std::string_view key, std::u
 
 net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, std::uint64_t size,
                                     admit::SlotReservation reservation, UploadFile file) {
+  // What the data passes through (--buffer): the part charges `reservation`,
+  // which stays in this frame, and as a local it is destroyed before it.
+  // An upload of 0 bytes has nothing to hold: the stream buffer only finds
+  // oversending.
+  MemoryPart part;
+  std::unique_ptr<char[]> stream_buffer;  // not value-initialised: every byte is read first
+  std::span<char> buffer;
+  std::size_t write_at = stream_write_at;
+  if (server.options.buffer == BufferMode::memory && size != 0) {
+    if (const std::optional<PartRefusal> refused = allocate_part(server, reservation, size, part)) {
+      const WebSocketRefusal refusal = refused->rejection ? websocket_refusal(*refused->rejection)
+                                                          : out_of_memory_close(refused->bytes);
+      file.discard();
+      reservation.release();  // before the log line, whose "in use now" is then without it
+      log_upload_end(server, id, 0, "refused: " + describe(*refused));
+      co_await close(ws, refusal.close_code, refusal.reason);
+      co_return;
+    }
+    buffer = part.bytes();
+    write_at = buffer.size();
+  } else {
+    stream_buffer.reset(new char[buffer_size]);
+    buffer = {stream_buffer.get(), buffer_size};
+  }
+  // What was reserved, growth for the part included.
+  co_await send_text(ws, status_message("ready", "reserved_bytes", reservation.bytes()));
+  LiveUploads::Registration live = server.live_uploads.add({.protocol = id.protocol,
+                                                            .number = id.number,
+                                                            .name = file.planned_name(),
+                                                            .declared_size = size,
+                                                            .reserved_bytes = reservation.bytes(),
+                                                            .buffer_bytes = part.bytes().size()});
+  label_upload(reservation, live.entry());
+
+  // The reservation and the part go back together, the part first.
+  const auto give_back = [&part, &reservation] {
+    part.release();
+    reservation.release();
+  };
   CutOff cut_off{ws};
   Told told{server};
   // A cut-off upload gives its room back now, not once its client has
-  // answered the close.
-  auto cut = [&cut_off, &reservation, &told](websocket::close_code code, std::string why) {
+  // answered the close; except the part's: it is the buffer of the read
+  // still pending, so it comes back once that read has ended (below, within
+  // close_timeout), or another upload would be admitted onto memory that is
+  // still being written into.
+  auto cut = [&cut_off, &part, &reservation, &told](websocket::close_code code, std::string why) {
     if (cut_off.happened()) return;
-    reservation.release();
+    if (!part.allocated()) reservation.release();
     told();
     cut_off(code, std::move(why));
   };
@@ -134,13 +178,14 @@ net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, 
       {.body_timeout = server.options.body_timeout, .min_rate = server.options.min_rate},
       [&cut](std::string why) { cut(websocket::close_code::policy_error, std::move(why)); }};
 
-  const std::unique_ptr<char[]> buffer{new char[buffer_size]};  // no need to zero it
+  live.watch(watch);
+
   std::size_t filled = 0;  // received, not written yet: < write_at between reads
   std::uint64_t received = 0;
   std::uint64_t next_progress = progress_every;
   std::optional<Refusal> refused;
   auto store = [&file, &buffer, &filled, &refused] {
-    const std::error_code write_error = file.write({buffer.get(), filled});
+    const std::error_code write_error = file.write({buffer.data(), filled});
     filled = 0;
     if (write_error) {
       refused = refusal(websocket::close_code::internal_error, "cannot store the upload",
@@ -156,15 +201,16 @@ net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, 
   // whatever the frames' sizes.
   while (received < size || !ws.is_message_done()) {
     auto [ec, n] = co_await ws.async_read_some(
-        net::buffer(buffer.get() + filled, buffer_size - filled), use_tuple);
+        net::buffer(buffer.data() + filled, buffer.size() - filled), use_tuple);
     if (cut_off.happened()) {  // the read ended because of the close
+      give_back();             // what `cut` could not give back yet
       log_upload_end(server, id, received, "cut off: " + cut_off.reason());
       co_await cut_off.closed();
       co_return;
     }
     if (ec) {
       // Gone, or closed early. Leaving this scope removes the partial file.
-      reservation.release();
+      give_back();
       log_upload_end(server, id, received, "aborted: " + ec.message());
       co_return;
     }
@@ -192,11 +238,12 @@ net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, 
 
   // From here on, this session closes the connection itself.
   watch.stop();
+  live.unwatch();
   shutdown_hook.end();
   told();
   if (refused) {
     file.discard();
-    reservation.release();
+    give_back();
     log_upload_end(server, id, received, refused->outcome);
     co_await close(ws, refused->code, refused->reason);
     co_return;
@@ -204,7 +251,7 @@ net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, 
 
   Stored stored;
   const std::error_code commit_error = file.commit(stored);
-  reservation.release();  // before the log line, whose "in use now" is then without it
+  give_back();  // before the log line, whose "in use now" is then without it
   if (commit_error) {
     log_upload_end(server, id, received, "storage failed: " + commit_error.message());
     co_await close(ws, websocket::close_code::internal_error, "cannot store the upload");

@@ -12,7 +12,8 @@
 //   the shutdown's grace over                              1001
 //   the file cannot be written                             1011
 // A cut-off upload gives its reservation back at once, before the client
-// has answered the close, and leaves no file behind.
+// has answered the close (with --buffer memory once its pending read has
+// ended, since the part is that read's buffer), and leaves no file behind.
 #pragma once
 
 #include <admit/reservation.hpp>
@@ -84,9 +85,10 @@ class CutOff {
 [[nodiscard]] std::string status_message(std::string_view status, std::string_view key,
                                          std::uint64_t value, std::string_view sha256 = {});
 
-/// The data phase of an admitted upload whose "ready" has been sent: reads
-/// `size` bytes into `file` and answers "done" and close 1000, or cuts it
-/// off (see the top of this file). `reservation` is held until then.
+/// The data phase of an admitted upload: with --buffer memory allocates its
+/// part (memory_part.hpp; refused: close 1013), sends "ready", reads `size`
+/// bytes into `file` and answers "done" and close 1000, or cuts it off (see
+/// the top of this file). `reservation` is held until then.
 [[nodiscard]] boost::asio::awaitable<void> receive_upload(Server& server, WebSocket& ws,
                                                           UploadId id, std::uint64_t size,
                                                           admit::SlotReservation reservation,

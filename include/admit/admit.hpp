@@ -6,10 +6,13 @@
 
 #include "admission.hpp"
 #include "config.hpp"
+#include "environment.hpp"
+#include "memory_resource.hpp"
 #include "policy.hpp"
 #include "pool.hpp"
 #include "rejection.hpp"
 #include "reservation.hpp"
+#include "reservation_record.hpp"
 #include "stats.hpp"
 #include "ticket.hpp"
 #include "units.hpp"

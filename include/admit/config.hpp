@@ -44,6 +44,9 @@ struct PoolConfig {
   std::uint32_t slots = 0;             ///< uploads that may run at once; 1..max_slots
   std::uint32_t max_waiters = 0;       ///< requests that may wait at once; 0 = unlimited
   Fairness fairness = Fairness::fifo;  ///< see Fairness
+  /// Keep a record of every live reservation for SlotPool::reservations()
+  /// and admit::describe: 64 bytes per slot (reservation_record.hpp).
+  bool track_reservations = false;
 };
 
 namespace detail {

@@ -28,7 +28,8 @@
 //                 ("needs a slot: ..." when Y was free: the wait was for a slot)
 //     cancelled   "upload of X needs Y: the request was cancelled"
 //     closed      "upload of X needs Y: the server is shutting down"
-//                 (in all four, "needs a slot" when Y is 0)
+//     pressure    "upload of X needs Y: the server is short of memory, retry later"
+//                 (in all five, "needs a slot" when Y is 0)
 //                 (try_grow on an empty reservation, which reports closed with
 //                  no pool figures: "upload of X needs Y: the reservation holds
 //                  nothing (released or moved from)")
@@ -39,6 +40,17 @@
 //     then ", double releases N" only when N (Stats::double_releases) is not
 //     0: a bug in the program or its compiler, which a log should show.
 //
+//
+//   std::string admit::describe(pool)  a diagnosis for an operator asking "why
+//       is my upload refused?", naming first what limits admission now:
+//     "memory: 195 MiB of 200 MiB held by 3 uploads (largest: #2 "ws#17 big.zip"
+//      100 MiB for 41 s); slots 3/8; 5 waiting, head needs 100 MiB"
+//     The first word is the bottleneck: closed (the pool is closed), pressure
+//     (set_pressure is on), slots (all held), memory (a waiter waits for bytes
+//     while slots are free, or less than a tenth of the budget is free), or
+//     none. "largest" needs PoolConfig::track_reservations; without it the
+//     text says that the per-upload records are off.
+//
 // ByteSize, Rejection and Stats have one fixed shape, so they accept only "{}":
 // any other spec throws fmt::format_error, as fmt does for a spec its own types
 // do not know (through FMT_THROW, so a build without exceptions gets fmt's own
@@ -48,13 +60,19 @@
 #include <algorithm>
 #include <array>
 #include <bit>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>  // fmt::formatter, fmt::format_to, fmt::format_error
 
+#include "pool.hpp"
 #include "rejection.hpp"
+#include "reservation_record.hpp"
 #include "stats.hpp"
 
 #if FMT_VERSION < 90000
@@ -251,6 +269,8 @@ struct fmt::formatter<admit::Rejection> : admit::detail::EmptySpecFormatter {
                                 ": the reservation holds nothing (released or moved from)");
         }
         return fmt::format_to(need(r, ctx.out()), ": the server is shutting down");
+      case Reason::pressure:
+        return fmt::format_to(need(r, ctx.out()), ": the server is short of memory, retry later");
     }
     return fmt::format_to(ctx.out(), "upload of {} needs {}: refused ({})", declared, needed,
                           admit::to_string(r.reason));
@@ -282,3 +302,78 @@ struct fmt::formatter<admit::Stats> : admit::detail::EmptySpecFormatter {
     return out;
   }
 };
+
+namespace admit {
+
+/// What describe() reads from a pool, taken apart so that tests can give
+/// any picture and any time.
+struct PoolPicture {
+  Stats stats;
+  std::vector<ReservationRecord> records;   ///< SlotPool::reservations()
+  std::optional<std::uint64_t> head_needs;  ///< SlotPool::head_waiter_needs()
+  bool closed = false;
+  bool under_pressure = false;
+};
+
+/// The diagnosis of `picture` at `now` (see the file comment for its shape).
+[[nodiscard]] inline std::string describe(const PoolPicture& picture,
+                                          std::chrono::steady_clock::time_point now) {
+  const Stats& s = picture.stats;
+  const std::uint64_t free_bytes =
+      s.bytes_in_use < s.memory_budget ? s.memory_budget - s.bytes_in_use : 0;
+  const bool slots_full = s.slots_in_use >= s.slots;
+  const char* bottleneck = picture.closed                                        ? "closed"
+                           : picture.under_pressure                              ? "pressure"
+                           : slots_full                                          ? "slots"
+                           : s.waiters != 0 || free_bytes < s.memory_budget / 10 ? "memory"
+                                                                                 : "none";
+  std::string text = fmt::format("{}: ", bottleneck);
+  auto out = std::back_inserter(text);
+  const auto memory = [&] {
+    out = fmt::format_to(out, "{} of {} held by {} upload{}", ByteSize{s.bytes_in_use},
+                         ByteSize{s.memory_budget}, s.slots_in_use, s.slots_in_use == 1 ? "" : "s");
+    if (s.slots_in_use == 0) return;
+    if (picture.records.empty()) {
+      out = fmt::format_to(out, " (no per-upload records: track_reservations is off)");
+      return;
+    }
+    const ReservationRecord& largest = *std::max_element(
+        picture.records.begin(), picture.records.end(),
+        [](const ReservationRecord& a, const ReservationRecord& b) { return a.bytes < b.bytes; });
+    const auto held_for = std::chrono::duration_cast<std::chrono::seconds>(
+        now > largest.admitted_at ? now - largest.admitted_at
+                                  : std::chrono::steady_clock::duration{});
+    out = fmt::format_to(out, " (largest: #{} ", largest.slot);
+    if (!largest.label.empty()) out = fmt::format_to(out, "\"{}\" ", largest.label);
+    out = fmt::format_to(out, "{} for {} s)", ByteSize{largest.bytes}, held_for.count());
+  };
+  const auto slots = [&] { out = fmt::format_to(out, "slots {}/{}", s.slots_in_use, s.slots); };
+  if (slots_full) {
+    out = fmt::format_to(out, "{}/{} held; memory ", s.slots_in_use, s.slots);
+    memory();
+  } else {
+    memory();
+    out = fmt::format_to(out, "; ");
+    slots();
+  }
+  out = fmt::format_to(out, "; {} waiting", s.waiters);
+  if (picture.head_needs) {
+    out = fmt::format_to(out, ", head needs {}", ByteSize{*picture.head_needs});
+  }
+  return text;
+}
+
+/// Why `pool` admits what it admits now, in one line (see the file comment).
+/// Allocates; safe from any thread while uploads run.
+template <MemoryPolicy Policy>
+[[nodiscard]] std::string describe(const SlotPool<Policy>& pool) {
+  PoolPicture picture;
+  picture.stats = pool.stats();
+  picture.records = pool.reservations();
+  picture.head_needs = pool.head_waiter_needs();
+  picture.closed = pool.closed();
+  picture.under_pressure = pool.under_pressure();
+  return describe(picture, std::chrono::steady_clock::now());
+}
+
+}  // namespace admit

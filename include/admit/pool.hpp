@@ -35,6 +35,12 @@
 //     Stats::double_releases, in release builds too: the pool stays exact
 //     (reservation.hpp says what is detected).
 //
+// Pressure: set_pressure(true) (for example from MemoryWatch, environment.hpp,
+// when the machine runs short of memory) admits nobody new until
+// set_pressure(false): try_acquire and try_grow are refused at once with
+// `pressure`, waiting requests (old and new) keep waiting for their deadline
+// and are admitted when it clears. Off, it costs the fast path nothing.
+//
 // Lifecycle: close() refuses new requests and answers every waiter with
 // `closed`; reservations already held keep working. wait_idle(deadline) then
 // waits until all are back, for a graceful shutdown. The pool must outlive
@@ -46,14 +52,18 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "admission.hpp"
 #include "config.hpp"
+#include "detail/compiler.hpp"
 #include "detail/pool_core.hpp"
 #include "policy.hpp"
 #include "reservation.hpp"
+#include "reservation_record.hpp"
 #include "stats.hpp"
 #include "ticket.hpp"
 
@@ -90,9 +100,9 @@ class SlotPool {
   SlotPool& operator=(const SlotPool&) = delete;
 
   /// Admits an upload of `declared_size` bytes now, or refuses it: never waits.
-  /// Refusal order: closed, too_large, no_slot, no_memory (and, in FIFO mode
-  /// while others wait, no_slot or no_memory: what is free is theirs).
-  [[nodiscard]] Admission try_acquire(std::uint64_t declared_size) noexcept {
+  /// Refusal order: closed, too_large, pressure, no_slot, no_memory (and, in
+  /// FIFO mode while others wait, no_slot or no_memory: what is free is theirs).
+  [[nodiscard]] ADMIT_ALWAYS_INLINE Admission try_acquire(std::uint64_t declared_size) noexcept {
     const std::uint64_t needed = policy_.bytes_for(declared_size);
     return answer(declared_size, needed, core_.try_acquire(declared_size, needed));
   }
@@ -140,6 +150,12 @@ class SlotPool {
   void close() noexcept { core_.close(); }
   [[nodiscard]] bool closed() const noexcept { return core_.closed(); }
 
+  /// Pressure on: nobody new is admitted (try_acquire and try_grow are refused
+  /// with Reason::pressure; waiting and new blocking or async requests wait).
+  /// Off: the waiters that fit are admitted at once. Idempotent, thread-safe.
+  void set_pressure(bool on) noexcept { core_.set_pressure(on); }
+  [[nodiscard]] bool under_pressure() const noexcept { return core_.under_pressure(); }
+
   /// Blocks until no reservation is held, or `deadline`; true if idle.
   bool wait_idle(clock::time_point deadline = clock::time_point::max()) noexcept {
     return core_.wait_idle(deadline);
@@ -162,6 +178,17 @@ class SlotPool {
   [[nodiscard]] std::uint64_t memory_budget() const noexcept { return core_.memory_budget(); }
   [[nodiscard]] std::uint32_t slots() const noexcept { return core_.slots(); }
   [[nodiscard]] const Policy& policy() const noexcept { return policy_; }
+
+  /// Every live reservation, in slot order, when PoolConfig::track_reservations
+  /// is on (empty when off). A snapshot: safe from any thread while uploads
+  /// run, each record consistent in itself. Allocates; never blocks admission.
+  [[nodiscard]] std::vector<ReservationRecord> reservations() const { return core_.reservations(); }
+
+  /// The bytes the first waiting request needs; nullopt when nobody waits.
+  /// Takes the pool's lock briefly: for diagnostics, not for every request.
+  [[nodiscard]] std::optional<std::uint64_t> head_waiter_needs() const noexcept {
+    return core_.head_waiter_needs();
+  }
 
  private:
   Admission answer(std::uint64_t declared_size, std::uint64_t needed,

@@ -21,10 +21,11 @@ enum class Reason : std::uint8_t {
   timeout,     ///< waited until the deadline without room
   cancelled,   ///< the waiter was cancelled
   closed,      ///< the pool is closed (shutting down)
+  pressure,    ///< the machine is short of memory: nobody new is admitted (set_pressure)
 };
 
 /// Number of enumerators in Reason, for tables indexed by reason.
-inline constexpr std::size_t reason_count = 7;
+inline constexpr std::size_t reason_count = 8;
 
 /// True only for Reason::too_large: retrying the same request cannot help.
 [[nodiscard]] constexpr bool is_permanent(Reason reason) noexcept {
@@ -48,6 +49,8 @@ inline constexpr std::size_t reason_count = 7;
       return "cancelled";
     case Reason::closed:
       return "closed";
+    case Reason::pressure:
+      return "pressure";
   }
   return "unknown";
 }

@@ -28,6 +28,7 @@
 #include <cassert>
 #include <cstdint>
 #include <optional>
+#include <string_view>
 #include <utility>
 
 #include "detail/pool_core.hpp"
@@ -69,13 +70,16 @@ class [[nodiscard]] SlotReservation {
         bytes_{std::exchange(other.bytes_, 0)},
         declared_size_{std::exchange(other.declared_size_, 0)},
         slot_{std::exchange(other.slot_, 0)},
-        generation_{std::exchange(other.generation_, 0)} {}
+        generation_{std::exchange(other.generation_, 0)} {
+    other.assert_unattached();  // resources_ stays with the object: still other's to check
+  }
 
   /// Takes over `other`'s holding, then releases what this one held. In that
   /// order, like unique_ptr::reset: the release may run async handlers, and
   /// one that assigns to this reservation must find it already updated.
   SlotReservation& operator=(SlotReservation&& other) noexcept {
     if (this != &other) {
+      other.assert_unattached();
       SlotReservation previous{std::move(*this)};
       core_ = std::exchange(other.core_, nullptr);
       bytes_ = std::exchange(other.bytes_, 0);
@@ -109,6 +113,7 @@ class [[nodiscard]] SlotReservation {
   /// empty. Calling it again, or on an empty reservation, does nothing. On a
   /// stale copy it gives back nothing (see the file comment).
   void release() noexcept {
+    assert_unattached();
     if (core_ != nullptr) {
       // Empty first: giving back may run async handlers (ticket.hpp), which
       // must see this reservation already released.
@@ -122,8 +127,9 @@ class [[nodiscard]] SlotReservation {
 
   /// Takes `extra_bytes` more from the pool if they fit in what is free now.
   /// Never takes the pool past its budget. Refused with Reason::too_large when
-  /// bytes() + extra_bytes exceeds the whole budget, with Reason::no_memory
-  /// when it does not fit now, and with Reason::closed on an empty reservation
+  /// bytes() + extra_bytes exceeds the whole budget, with Reason::pressure
+  /// while the pool is under pressure, with Reason::no_memory when it does
+  /// not fit now, and with Reason::closed on an empty reservation
   /// (or a stale copy, which becomes empty: see the file comment).
   /// Growing by zero always succeeds on a held reservation.
   GrowResult try_grow(std::uint64_t extra_bytes) noexcept {
@@ -144,6 +150,7 @@ class [[nodiscard]] SlotReservation {
       return GrowResult{Rejection{Reason::closed, 0, extra_bytes, 0, 0, 0, 0}};
     }
     bytes_ += extra_bytes;
+    note_bytes();
     return GrowResult{};
   }
 
@@ -159,9 +166,26 @@ class [[nodiscard]] SlotReservation {
     const std::uint64_t given = fewer_bytes < bytes_ ? fewer_bytes : bytes_;
     if (given != 0) {
       bytes_ -= given;
+      note_bytes();
       core_->give_back(given);
     }
     return given;
+  }
+
+  /// Names this reservation in the pool's records (PoolConfig::
+  /// track_reservations), e.g. "ws#17 big.zip": kept up to
+  /// ReservationRecord::max_label_size bytes, cut at a UTF-8 character
+  /// boundary, never allocating. Does nothing when tracking is off or on an
+  /// empty reservation; a moved reservation keeps its label.
+  void set_label(std::string_view label) noexcept {
+    if (core_ == nullptr) return;
+    if (detail::ReservationTable* const table = core_->table(); table != nullptr) {
+      if (!core_->check_current(claim())) [[unlikely]] {
+        forget();
+        return;
+      }
+      table->set_label(slot_, label);
+    }
   }
 
  private:
@@ -186,12 +210,28 @@ class [[nodiscard]] SlotReservation {
     generation_ = 0;
   }
 
+  /// Keeps the pool's record of this reservation's bytes (when tracking).
+  void note_bytes() const noexcept {
+    if (detail::ReservationTable* const table = core_->table(); table != nullptr) [[unlikely]]
+      table->set_bytes(slot_, bytes_);
+  }
+
+  /// A ReservationResource charging this object needs it to stay put.
+  void assert_unattached() const noexcept {
+    assert(resources_ == 0 &&
+           "admit: SlotReservation released, destroyed or moved from while a "
+           "ReservationResource still charges it (destroy the resource first)");
+  }
+
   detail::PoolCore* core_ = nullptr;
   std::uint64_t bytes_ = 0;
   std::uint64_t declared_size_ = 0;
   std::uint32_t slot_ = 0;
   // In what would otherwise be padding: the generation costs no size.
   std::uint16_t generation_ = 0;
+  // Also in padding: ReservationResources built over this object and alive.
+  // Belongs to the object, not to the holding: a move does not carry it.
+  std::uint16_t resources_ = 0;
 };
 
 static_assert(sizeof(void*) != 8 || sizeof(SlotReservation) == 32,
@@ -202,8 +242,16 @@ namespace detail {
 struct ReservationAccess {
   static SlotReservation adopt(PoolCore& core, std::uint64_t bytes, std::uint64_t declared_size,
                                SlotClaim claim) noexcept {
+    if (ReservationTable* const table = core.table(); table != nullptr) [[unlikely]]
+      table->admitted(claim, declared_size, bytes);
     return SlotReservation{core, bytes, declared_size, claim};
   }
+  /// For ReservationResource's lifetime check (memory_resource.hpp).
+  static void attach(SlotReservation& r) noexcept {
+    assert(r.resources_ == 0 && "admit: one ReservationResource per SlotReservation");
+    ++r.resources_;
+  }
+  static void detach(SlotReservation& r) noexcept { --r.resources_; }
 };
 }  // namespace detail
 

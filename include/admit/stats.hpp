@@ -28,6 +28,7 @@ struct RejectionCounts {
   std::uint64_t timeout = 0;
   std::uint64_t cancelled = 0;
   std::uint64_t closed = 0;
+  std::uint64_t pressure = 0;
 
   [[nodiscard]] constexpr std::uint64_t operator[](Reason reason) const noexcept {
     switch (reason) {
@@ -45,12 +46,14 @@ struct RejectionCounts {
         return cancelled;
       case Reason::closed:
         return closed;
+      case Reason::pressure:
+        return pressure;
     }
     return 0;
   }
 
   [[nodiscard]] constexpr std::uint64_t total() const noexcept {
-    return too_large + no_slot + no_memory + queue_full + timeout + cancelled + closed;
+    return too_large + no_slot + no_memory + queue_full + timeout + cancelled + closed + pressure;
   }
 
   friend constexpr bool operator==(const RejectionCounts&, const RejectionCounts&) = default;

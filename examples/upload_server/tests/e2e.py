@@ -9,14 +9,16 @@ DIR/server.log, files in DIR/store), runs, and stops the server (SIGTERM, then
 SIGKILL) even when it fails. Exit 0 on pass, 77 (CTest's skip) when the case
 cannot run on this machine; otherwise 1 with what was expected,
 what was seen, and the last 30 lines of the server's log. Every wait is bounded;
-a case gives up after its own time limit (90 s; large_ws_upload 540 s).
+a case gives up after its own time limit (90 s; memory_ceiling 100 s, large_ws_upload 540 s).
 
 This file holds the command line and the case registry. The cases live by concept
-in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py and, for hostile
-clients, e2e_hostile_http.py, e2e_hostile_storage.py, e2e_hostile_ws.py,
-e2e_hostile_ws_request.py (WebSocket clients after and before "ready") and
-e2e_hostile_connections.py; what they share in e2e_context.py and the support modules
-it names (e2e_support.py, e2e_server.py, e2e_clients.py, e2e_metrics.py).
+in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py, e2e_memory.py
+(--budget auto, --follow-memory), e2e_ceiling.py (--buffer memory under RLIMIT_AS),
+e2e_debug.py (GET /debug/uploads, SIGUSR1) and, for hostile clients, e2e_hostile_http.py,
+e2e_hostile_storage.py, e2e_hostile_ws.py, e2e_hostile_ws_request.py (WebSocket
+clients after and before "ready") and e2e_hostile_connections.py; what they share
+in e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
+e2e_clients.py, e2e_metrics.py).
 
 Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
 """
@@ -37,6 +39,8 @@ from typing import Awaitable, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
+import e2e_ceiling  # noqa: E402
+import e2e_debug  # noqa: E402
 import e2e_hostile_http  # noqa: E402
 import e2e_hostile_storage  # noqa: E402
 import e2e_hostile_ws  # noqa: E402
@@ -44,6 +48,7 @@ import e2e_hostile_ws_request  # noqa: E402
 import e2e_hostile_connections  # noqa: E402
 import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
+import e2e_memory  # noqa: E402
 import e2e_websocket  # noqa: E402
 from e2e_context import Ctx  # noqa: E402
 from e2e_server import describe_exit  # noqa: E402
@@ -70,6 +75,11 @@ CASES: dict[str, tuple[Case, float]] = {
     "http_errors": (e2e_http.http_errors, LIMIT),
     "graceful_shutdown": (e2e_lifecycle.graceful_shutdown, LIMIT),
     "shutdown_grace_expired": (e2e_lifecycle.shutdown_grace_expired, LIMIT),
+    "memory_follow": (e2e_memory.memory_follow, LIMIT),
+    "memory_auto_refused": (e2e_memory.memory_auto_refused, LIMIT),
+    "memory_ceiling": (e2e_ceiling.memory_ceiling, 100.0),
+    "debug_uploads": (e2e_debug.debug_uploads_listed, LIMIT),
+    "debug_sigusr1": (e2e_debug.debug_sigusr1, LIMIT),
     "http_slow_client": (e2e_hostile_http.http_slow_client, 30.0),
     "http_idle_body": (e2e_hostile_http.http_idle_body, 30.0),
     "http_min_rate": (e2e_hostile_http.http_min_rate, 30.0),

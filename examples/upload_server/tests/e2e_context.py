@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from e2e_clients import Curl, CurlResult, WsUpload
 from e2e_metrics import Metrics
@@ -30,11 +30,14 @@ class Ctx:
         check(bool(self.servers), "no server started")
         return self.servers[-1]
 
-    def start_server(self, *args: str, launcher: Sequence[str] = ()) -> Server:
-        """`launcher`: a command that execs the server (see Server.launcher)."""
+    def start_server(self, *args: str, launcher: Sequence[str] = (),
+                     env: Optional[dict[str, str]] = None) -> Server:
+        """`launcher`: a command that execs the server (see Server.launcher); `env`:
+        variables added to the server's environment."""
         name = "server.log" if not self.servers else f"server{len(self.servers) + 1}.log"
         server = Server(self.binary, self.work_dir, [*args, *self.extra_args], name)
         server.launcher = list(launcher)
+        server.env = dict(env or {})
         self.servers.append(server)
         server.start()
         return server

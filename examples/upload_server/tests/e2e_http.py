@@ -155,6 +155,12 @@ async def http_errors(ctx: Ctx) -> None:
         ctx.soft(m.get("admit_rejected_total", reason=reason) is not None,
                  f"/metrics: no 'admit_rejected_total{{reason=\"{reason}\"}}'")
     ctx.soft(not m.unparsed, f"/metrics: unparsable lines {m.unparsed[:5]}")
+    # A budget given as a size: no memory limit or usage is known, so none is exported.
+    ctx.soft(m.get("admit_memory_pressure") == 0
+             and m.get("admit_memory_limit_bytes") is None
+             and m.get("admit_memory_usage_bytes") is None,
+             f"/metrics with --budget 200MiB: expected admit_memory_pressure 0 and no "
+             f"admit_memory_limit_bytes or admit_memory_usage_bytes, got:\n{m.text}")
     ctx.soft(m.get("admit_bytes_budget") == BUDGET_200MIB and m.get("admit_slots") == 8,
              f"/metrics: expected admit_bytes_budget {BUDGET_200MIB} and admit_slots 8, "
              f"got {m.summary()}")

@@ -7,7 +7,8 @@ from typing import Optional
 
 from e2e_support import CaseFailure
 
-REASONS = ("too_large", "no_slot", "no_memory", "queue_full", "timeout", "cancelled", "closed")
+REASONS = ("too_large", "no_slot", "no_memory", "queue_full", "timeout", "cancelled", "closed",
+           "pressure")
 GAUGES = ("admit_bytes_in_use", "admit_bytes_budget", "admit_slots_in_use", "admit_slots",
           "admit_waiters", "admit_admitted_total", "admit_double_releases_total")
 

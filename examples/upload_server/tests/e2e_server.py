@@ -40,6 +40,8 @@ class Server:
         # A command the server runs under, which execs it (so the pid stays the
         # server's): e.g. unshare, to give it a filesystem of its own.
         self.launcher: list[str] = []
+        # Variables added to the environment the server inherits.
+        self.env: dict[str, str] = {}
         self.proc: Optional[subprocess.Popen] = None
         self.port: Optional[int] = None
         self.exit_code: Optional[int] = None
@@ -59,7 +61,8 @@ class Server:
         return f"ws://127.0.0.1:{self.port}"
 
     def command_line(self) -> str:
-        return " ".join([*self.launcher, self.binary, *self.args])
+        env = [f"{name}={value}" for name, value in self.env.items()]
+        return " ".join([*env, *self.launcher, self.binary, *self.args])
 
     def start(self, ready_timeout: float = 20.0) -> None:
         if self.store.exists():
@@ -69,7 +72,8 @@ class Server:
         with open(self.log_path, "wb") as log_file:
             self.proc = subprocess.Popen(
                 [*self.launcher, self.binary, *self.args], stdin=subprocess.DEVNULL, stdout=log_file,
-                stderr=subprocess.STDOUT, close_fds=True, preexec_fn=_die_with_parent)
+                stderr=subprocess.STDOUT, close_fds=True, preexec_fn=_die_with_parent,
+                env={**os.environ, **self.env} if self.env else None)
         deadline = time.monotonic() + ready_timeout
         while True:
             match = LISTENING.search(self.log_path.read_bytes())
@@ -135,7 +139,7 @@ class Server:
 
     # /proc
     def proc_status(self, key: str) -> Optional[int]:
-        """A 'kB' field of /proc/PID/status (VmRSS, VmHWM) in bytes."""
+        """A 'kB' field of /proc/PID/status (VmRSS, VmHWM, VmSize) in bytes."""
         try:
             with open(f"/proc/{self.pid}/status") as f:
                 for line in f:

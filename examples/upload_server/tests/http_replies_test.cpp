@@ -138,6 +138,16 @@ TEST_CASE("refusals keep their status and Retry-After", "[http_replies]") {
   CHECK(json_of(reply).at("reason") == "no_slot");
 }
 
+TEST_CASE("a part the process cannot allocate is 503 out_of_memory with Retry-After",
+          "[http_replies]") {
+  const Reply reply = upload_server::out_of_memory_reply(20 * admit::MiB);
+  check_error(reply, http::status::service_unavailable, "service_unavailable");
+  CHECK(reply.retry_after == 1);
+  const nlohmann::json body = json_of(reply);
+  CHECK(body.at("reason") == "out_of_memory");
+  CHECK(body.at("needed_bytes") == 20 * admit::MiB);
+}
+
 TEST_CASE("check_body_limit: the one limit, for every upload path", "[body_limit]") {
   Options options;
   options.max_body = admit::MiB;
@@ -168,4 +178,21 @@ TEST_CASE("check_body_limit: the one limit, for every upload path", "[body_limit
   REQUIRE(at_most);
   CHECK(upload_server::over_body_limit_close(*at_most).reason.size() <=
         upload_server::max_close_reason);
+}
+
+TEST_CASE("/healthz: 200 ok, or 503 pressure with Retry-After while under pressure",
+          "[http_replies][memory]") {
+  const Reply ok = upload_server::health_reply(false, true);
+  CHECK(ok.status == http::status::ok);
+  CHECK(ok.body == "ok\n");
+  CHECK(ok.content_type == "text/plain");
+  CHECK(ok.retry_after == 0);
+  CHECK(ok.keep_alive);
+
+  const Reply pressure = upload_server::health_reply(true, false);
+  CHECK(pressure.status == http::status::service_unavailable);
+  CHECK(pressure.body == "pressure\n");
+  CHECK(pressure.content_type == "text/plain");
+  CHECK(pressure.retry_after == 1);  // a refused upload's, for Reason::pressure
+  CHECK_FALSE(pressure.keep_alive);
 }

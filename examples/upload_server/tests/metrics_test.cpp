@@ -5,6 +5,7 @@
 #include <admit/rejection.hpp>
 
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -39,6 +40,7 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   stats.admitted = 1234;
   stats.rejected.no_slot = 7;
   stats.rejected.too_large = 1;
+  stats.rejected.pressure = 4;
   stats.double_releases = 3;
 
   const auto text = upload_server::prometheus_text(stats);
@@ -54,6 +56,7 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   CHECK(values.at("admit_rejected_total{reason=\"no_slot\"}") == "7");
   CHECK(values.at("admit_rejected_total{reason=\"too_large\"}") == "1");
   CHECK(values.at("admit_rejected_total{reason=\"closed\"}") == "0");
+  CHECK(values.at("admit_rejected_total{reason=\"pressure\"}") == "4");
 
   std::size_t reason_lines = 0;
   for (const auto& [name, value] : values) {
@@ -96,4 +99,39 @@ TEST_CASE("the connections' figures are exported with their values", "[metrics]"
   CHECK(values.at("admit_accept_failures_total") == "7");
   CHECK(text.find("# TYPE admit_connections_shed_total counter") != std::string::npos);
   CHECK(text.find("# TYPE admit_connections_open gauge") != std::string::npos);
+}
+
+TEST_CASE("the memory figures are exported when known, and pressure always", "[metrics][memory]") {
+  SECTION("--budget auto --follow-memory: the limit, the usage and the pressure") {
+    const upload_server::MemoryFigures memory{.limit_bytes = 2'147'483'648,
+                                              .usage_bytes = 1'932'735'283};
+    const auto text = upload_server::prometheus_text(memory, true);
+    const auto values = samples(text);
+    CHECK(values.size() == 3);
+    CHECK(values.at("admit_memory_limit_bytes") == "2147483648");
+    CHECK(values.at("admit_memory_usage_bytes") == "1932735283");
+    CHECK(values.at("admit_memory_pressure") == "1");
+    for (const char* type :
+         {"# TYPE admit_memory_limit_bytes gauge", "# TYPE admit_memory_usage_bytes gauge",
+          "# TYPE admit_memory_pressure gauge"}) {
+      INFO(type);
+      CHECK(text.find(type) != std::string::npos);
+    }
+  }
+  SECTION("--budget auto alone: the limit read at start, no usage") {
+    const upload_server::MemoryFigures memory{.limit_bytes = 8'589'934'592,
+                                              .usage_bytes = std::nullopt};
+    const auto values = samples(upload_server::prometheus_text(memory, false));
+    CHECK(values.size() == 2);
+    CHECK(values.at("admit_memory_limit_bytes") == "8589934592");
+    CHECK(values.at("admit_memory_pressure") == "0");
+  }
+  SECTION("a budget given as a size: only the pressure, 0, and no HELP for absent figures") {
+    const auto text = upload_server::prometheus_text(upload_server::MemoryFigures{}, false);
+    const auto values = samples(text);
+    CHECK(values.size() == 1);
+    CHECK(values.at("admit_memory_pressure") == "0");
+    CHECK(text.find("admit_memory_limit_bytes") == std::string::npos);
+    CHECK(text.find("admit_memory_usage_bytes") == std::string::npos);
+  }
 }

@@ -2,6 +2,7 @@
 // the size and duration syntax they share, and the runtime-chosen policy.
 #include "options.hpp"
 
+#include <admit/environment.hpp>
 #include <admit/policy.hpp>
 #include <admit/units.hpp>
 
@@ -168,12 +169,19 @@ TEST_CASE("parse_options: no arguments give the documented defaults", "[options]
   CHECK(o.fsync);
   CHECK_FALSE(o.hash_threads.has_value());  // auto
   CHECK(o.grace == std::chrono::seconds{30});
+  CHECK(o.buffer == upload_server::BufferMode::stream);
+  CHECK(o.track_reservations);
   CHECK(o.body_timeout == std::chrono::seconds{30});
   CHECK(o.min_rate == 0);
   CHECK(o.header_timeout == std::chrono::seconds{30});
   CHECK(o.first_message_timeout == std::chrono::seconds{10});
   CHECK(o.max_connections == 0);
   CHECK(o.max_connections_per_ip == 0);
+  CHECK_FALSE(o.budget_rule.has_value());  // the size above, not derived
+  CHECK(o.follow_memory == milliseconds{0});
+  CHECK(o.pressure_high == 90);
+  CHECK(o.pressure_low == 80);
+  CHECK(o.memory_root == "/");
   CHECK_FALSE(o.help);
 }
 
@@ -183,7 +191,7 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
       {"--host", "0.0.0.0"},
       {"--port", "0"},
       {"--dir", "/srv/up=loads"},
-      {"--budget", "1GiB"},
+      {"--budget", "auto:85%-64MiB"},
       {"--slots", "4"},
       {"--policy", "fixed:8MiB"},
       {"--wait", "2s"},
@@ -192,12 +200,17 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
       {"--fsync", "off"},
       {"--hash-threads", "3"},
       {"--grace", "1.5s"},
+      {"--buffer", "memory"},
+      {"--track-reservations", "off"},
       {"--body-timeout", "5s"},
       {"--min-rate", "1KiB"},
       {"--header-timeout", "2s"},
       {"--first-message-timeout", "250ms"},
       {"--max-connections", "900"},
-      {"--max-connections-per-ip", "8"}};
+      {"--max-connections-per-ip", "8"},
+      {"--follow-memory", "250ms"},
+      {"--pressure", "95%/70%"},
+      {"--memory-root", "/tmp/fake=root"}};
   std::vector<std::string> storage;  // owns the "--flag=value" strings
   storage.reserve(flags.size());
   std::vector<std::string_view> args;
@@ -212,7 +225,9 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(o.host == "0.0.0.0");
   CHECK(o.port == 0);
   CHECK(o.dir == "/srv/up=loads");  // only the first '=' separates
-  CHECK(o.budget == GiB);
+  REQUIRE(o.budget_rule.has_value());
+  CHECK(o.budget_rule->percent == 85);
+  CHECK(o.budget_rule->reserve_bytes == 64 * MiB);
   CHECK(o.slots == 4);
   CHECK(o.policy.name() == "fixed:8388608");
   CHECK(o.policy_text == "fixed:8MiB");
@@ -222,18 +237,27 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK_FALSE(o.fsync);
   CHECK(o.hash_threads == 3U);
   CHECK(o.grace == milliseconds{1'500});
+  CHECK(o.buffer == upload_server::BufferMode::memory);
+  CHECK_FALSE(o.track_reservations);
   CHECK(o.body_timeout == milliseconds{5'000});
   CHECK(o.min_rate == 1024);
   CHECK(o.header_timeout == milliseconds{2'000});
   CHECK(o.first_message_timeout == milliseconds{250});
   CHECK(o.max_connections == 900);
   CHECK(o.max_connections_per_ip == 8);
+  CHECK(o.follow_memory == milliseconds{250});
+  CHECK(o.pressure_high == 95);
+  CHECK(o.pressure_low == 70);
+  CHECK(o.memory_root == "/tmp/fake=root");
   CHECK_FALSE(o.help);
+  CHECK(parse({"--budget", "1GiB"}).budget == GiB);
   CHECK(parse({"--help"}).help);
   CHECK(parse({"--admission", "on"}).admission);
   CHECK(parse({"--fsync", "off", "--fsync=on"}).fsync);
   CHECK(parse({"--hash-threads", "0"}).hash_threads == 0U);
   CHECK_FALSE(parse({"--hash-threads", "2", "--hash-threads=auto"}).hash_threads.has_value());
+  CHECK(parse({"--buffer", "memory", "--buffer=stream"}).buffer ==
+        upload_server::BufferMode::stream);
 }
 
 TEST_CASE("parse_options: a later flag overrides an earlier one", "[options]") {
@@ -243,9 +267,88 @@ TEST_CASE("parse_options: a later flag overrides an earlier one", "[options]") {
   CHECK(o.policy_text == "tiered");
 }
 
+// Test names stay clear of what Catch's command line and CMake lists read specially
+// (a leading "-", "[" and ";"): each runs as its own CTest test, named by its name.
+TEST_CASE("parse_options: budget auto derives the budget by a rule that a later size overrides",
+          "[options][memory]") {
+  const auto rule_of = [](std::string_view value) {
+    const Options o = parse({"--budget", value});
+    REQUIRE(o.budget_rule.has_value());
+    return *o.budget_rule;
+  };
+  CHECK(rule_of("auto").percent == 90);
+  CHECK(rule_of("auto").reserve_bytes == 0);
+  CHECK(rule_of("auto:85%").percent == 85);
+  CHECK(rule_of("auto:85%").reserve_bytes == 0);
+  CHECK(rule_of("auto:1%").percent == 1);
+  CHECK(rule_of("auto:100%-0").percent == 100);
+  CHECK(rule_of("auto:100%-0").reserve_bytes == 0);
+  CHECK(rule_of("auto:85%-64MiB").reserve_bytes == 64 * MiB);
+  CHECK(rule_of("auto:50%-1.5GiB").reserve_bytes == 1536 * MiB);
+  // The same rule budget_for applies: 85 % of (2 GiB - 64 MiB).
+  const admit::MemoryFacts facts{
+      .limit_bytes = 2 * GiB, .usage_bytes = 0, .source = admit::MemorySource::cgroup_v2};
+  CHECK(admit::budget_for(facts, rule_of("auto:85%-64MiB")) == (2 * GiB - 64 * MiB) * 85 / 100);
+
+  // A later flag overrides an earlier one, either way round.
+  const Options sized = parse({"--budget", "auto:85%", "--budget", "300MiB"});
+  CHECK_FALSE(sized.budget_rule.has_value());
+  CHECK(sized.budget == 300 * MiB);
+  CHECK(parse({"--budget", "300MiB", "--budget=auto"}).budget_rule.has_value());
+}
+
+TEST_CASE("parse_options refuses malformed budget rules and pressure watermarks and quotes them",
+          "[options][memory]") {
+  for (const std::string_view bad :
+       {"auto:", "auto:0%", "auto:101%", "auto:85", "auto:%", "auto:-5%", "auto:85%-",
+        "auto:85%64MiB", "auto:85%-64mib", "auto:85%-1.5B", "auto:4294967381%", "auto:85%%",
+        "auto85%", "Auto", "auto:85 %"}) {
+    INFO("value: '" << bad << "'");
+    CHECK(parse_error({"--budget", bad}) ==
+          "--budget: expected a size such as 200MiB, or auto[:PERCENT%[-SIZE]], got '" +
+              std::string{bad} + "'");
+  }
+  CHECK(parse({"--follow-memory", "1s", "--budget=auto", "--pressure", "100%/0%"}).pressure_low ==
+        0);
+  for (const std::string_view bad :
+       {"", "90%", "90/80", "90%/80", "80%/90%", "90%/90%", "101%/80%", "90%/-1%", "x%/80%",
+        "90%/80%/70%", "%/80%", " 90%/80%", "90%/ 80%"}) {
+    INFO("value: '" << bad << "'");
+    CHECK(parse_error({"--budget=auto", "--follow-memory=1s", "--pressure", bad}) ==
+          "--pressure: expected HIGH%/LOW% with LOW < HIGH <= 100, such as 90%/80%, got '" +
+              std::string{bad} + "'");
+  }
+  CHECK(parse_error({"--budget=auto", "--follow-memory", "0"}) ==
+        "--follow-memory: expected a duration above 0, such as 30s, got '0'");
+  CHECK(parse_error({"--budget=auto", "--follow-memory", "5"}) ==
+        "--follow-memory: expected a duration such as 250ms or 1.5s, got '5'");
+  CHECK(parse_error({"--budget=auto", "--memory-root="}) ==
+        "--memory-root: expected a directory, got ''");
+}
+
+TEST_CASE("parse_options refuses the memory flags where they would do nothing",
+          "[options][memory]") {
+  const std::string follow_without_auto =
+      "--follow-memory: needs --budget auto[:PERCENT%[-SIZE]]; a budget given as a size does not "
+      "follow the memory limit";
+  CHECK(parse_error({"--follow-memory", "1s"}) == follow_without_auto);
+  CHECK(parse_error({"--budget=auto", "--follow-memory=1s", "--budget", "1GiB"}) ==
+        follow_without_auto);
+  CHECK(parse_error({"--budget=auto", "--pressure", "95%/85%"}) ==
+        "--pressure: takes effect only with --follow-memory, which reads the usage it compares");
+  CHECK(parse_error({"--memory-root", "/tmp/x"}) ==
+        "--memory-root: takes effect only with --budget auto[:PERCENT%[-SIZE]]");
+  // Each is fine with what it needs, in any order, and --help prints the usage regardless.
+  CHECK(parse({"--follow-memory", "1s", "--budget", "auto"}).follow_memory == milliseconds{1'000});
+  CHECK(parse({"--memory-root", "/tmp/x", "--budget", "auto:50%"}).memory_root == "/tmp/x");
+  CHECK(parse({"--follow-memory", "1s", "--help"}).help);
+}
+
 TEST_CASE("parse_options errors name the flag and quote the value", "[options]") {
-  CHECK(parse_error({"--budget", "20x"}) == "--budget: expected a size such as 200MiB, got '20x'");
-  CHECK(parse_error({"--budget=20x"}) == "--budget: expected a size such as 200MiB, got '20x'");
+  CHECK(parse_error({"--budget", "20x"}) ==
+        "--budget: expected a size such as 200MiB, or auto[:PERCENT%[-SIZE]], got '20x'");
+  CHECK(parse_error({"--budget=20x"}) ==
+        "--budget: expected a size such as 200MiB, or auto[:PERCENT%[-SIZE]], got '20x'");
   CHECK(parse_error({"--port", "65536"}) ==
         "--port: expected a port number in 0..65535, got '65536'");
   CHECK(parse_error({"--port", "-1"}) == "--port: expected a port number in 0..65535, got '-1'");
@@ -261,6 +364,11 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
   CHECK(parse_error({"--admission", "yes"}) == "--admission: expected on or off, got 'yes'");
   CHECK(parse_error({"--fsync", "no"}) == "--fsync: expected on or off, got 'no'");
   CHECK(parse_error({"--fsync"}) == "--fsync: missing value");
+  CHECK(parse_error({"--buffer", "ram"}) == "--buffer: expected stream or memory, got 'ram'");
+  CHECK(parse_error({"--buffer="}) == "--buffer: expected stream or memory, got ''");
+  CHECK(parse_error({"--buffer"}) == "--buffer: missing value");
+  CHECK(parse_error({"--track-reservations", "yes"}) ==
+        "--track-reservations: expected on or off, got 'yes'");
   CHECK(parse_error({"--hash-threads", "65"}) ==
         "--hash-threads: expected auto or a thread count in 0..64, got '65'");
   CHECK(parse_error({"--hash-threads", "-1"}) ==
@@ -293,12 +401,32 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
 TEST_CASE("usage names the program and documents every flag", "[options]") {
   const std::string text = upload_server::usage("upload_server");
   CHECK(text.starts_with("usage: upload_server [flags]\n"));
-  for (const char* flag :
-       {"--host", "--port", "--dir", "--budget", "--slots", "--policy", "--wait", "--max-body",
-        "--admission", "--fsync", "--hash-threads", "--grace", "--body-timeout", "--min-rate",
-        "--header-timeout", "--first-message-timeout", "--max-connections",
-        "--max-connections-per-ip", "--help"}) {
+  const std::vector<std::string_view> every_flag{"--host",
+                                                 "--port",
+                                                 "--dir",
+                                                 "--budget",
+                                                 "--slots",
+                                                 "--policy",
+                                                 "--wait",
+                                                 "--max-body",
+                                                 "--admission",
+                                                 "--fsync",
+                                                 "--hash-threads",
+                                                 "--grace",
+                                                 "--buffer",
+                                                 "--track-reservations",
+                                                 "--body-timeout",
+                                                 "--min-rate",
+                                                 "--header-timeout",
+                                                 "--first-message-timeout",
+                                                 "--max-connections",
+                                                 "--max-connections-per-ip",
+                                                 "--follow-memory",
+                                                 "--pressure",
+                                                 "--memory-root",
+                                                 "--help"};
+  for (const std::string_view flag : every_flag) {
     INFO(flag);
-    CHECK(contains(text, std::string{"\n  "} + flag + " "));
+    CHECK(contains(text, "\n  " + std::string{flag} + " "));
   }
 }

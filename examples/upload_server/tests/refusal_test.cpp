@@ -42,8 +42,9 @@ TEST_CASE("too_large is 413 and close 1009, naming the need and the budget", "[r
 TEST_CASE(
     "every transient reason is 503 with Retry-After, and a WebSocket close that invites a retry",
     "[refusal]") {
-  const Reason reason = GENERATE(Reason::no_slot, Reason::no_memory, Reason::queue_full,
-                                 Reason::timeout, Reason::cancelled, Reason::closed);
+  const Reason reason =
+      GENERATE(Reason::no_slot, Reason::no_memory, Reason::queue_full, Reason::timeout,
+               Reason::cancelled, Reason::closed, Reason::pressure);
   CAPTURE(admit::to_string(reason));
   const auto http = http_refusal(refusal(reason));
   CHECK(http.status == 503);
@@ -74,4 +75,12 @@ TEST_CASE("a close reason never exceeds 123 bytes, even with the largest figures
   const Reason reason = GENERATE(Reason::too_large, Reason::no_memory, Reason::no_slot);
   const Rejection rejection{reason, huge, huge, huge, huge, UINT32_MAX, UINT32_MAX};
   CHECK(websocket_refusal(rejection).reason.size() <= upload_server::max_close_reason);
+}
+
+TEST_CASE("a part the process cannot allocate is close 1013, inviting a retry", "[refusal]") {
+  const auto ws = upload_server::out_of_memory_close(20 * MiB);
+  CHECK(ws.close_code == 1013);
+  CHECK(ws.reason == "out_of_memory: cannot allocate 20971520 bytes for the upload, retry later");
+  CHECK(upload_server::out_of_memory_close(UINT64_MAX).reason.size() <=
+        upload_server::max_close_reason);
 }

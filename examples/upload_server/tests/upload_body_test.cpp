@@ -96,6 +96,26 @@ TEST_CASE("every file part of a multipart body is stored, in order", "[upload_bo
   }
 }
 
+TEST_CASE("current_file names the file being written, once its part has begun", "[upload_body]") {
+  TempDir dir;
+  UploadBody raw{dir.path(), std::nullopt, "../caf\xC3\xA9.txt"};
+  CHECK(raw.current_file() == "caf\xC3\xA9.txt");
+
+  UploadBody multipart{dir.path(), "xyz", "ignored.bin"};
+  CHECK(multipart.current_file().empty());
+  const std::string body =
+      form({{"; name=\"note\"", "a field"}, file("a b.bin", "1"), file("c.txt", "2")});
+  const std::size_t second = body.find("--xyz", body.find("a b.bin"));
+  REQUIRE(multipart.write(body.substr(0, second)));
+  CHECK(multipart.current_file() == "a_b.bin");
+  REQUIRE(multipart.write(body.substr(second)));
+  CHECK(multipart.current_file() == "c.txt");
+  REQUIRE(multipart.finish());
+  std::vector<Stored> stored;
+  REQUIRE_FALSE(multipart.commit(stored));
+  CHECK(multipart.current_file().empty());
+}
+
 TEST_CASE("filename* names the file, decoded then sanitised", "[upload_body]") {
   TempDir dir;
   UploadBody upload{dir.path(), "xyz", ""};

@@ -13,8 +13,8 @@
 //            slot's generation: a reservation is the claim (slot, generation)
 //            and the bytes it was given.
 //   queue_   waiters, under mutex_. The attention bit is set exactly while the
-//            queue is non-empty, the pool is closed, or someone waits for idle
-//            (update_attention_locked, always under mutex_).
+//            queue is non-empty, the pool is closed or under pressure, or
+//            someone waits for idle (update_attention_locked, under mutex_).
 // Fast path (no attention bit): try_acquire is one CAS loop on state_ plus a
 //   SlotBitmap claim (lock-free); release is one fetch_and and one fetch_sub
 //   (wait-free). Neither allocates, locks or throws.
@@ -37,8 +37,8 @@
 //   Giving capacity back is a release RMW on state_; taking it is an acquire
 //   CAS; so what a previous holder did before it released happens-before the
 //   admission that reuses its capacity. The attention bit is set with a
-//   release RMW after closed_ / queued_ are written; a fast path that sees the
-//   bit re-reads state_ with acquire before reading them. Statistics and the
+//   release RMW after closed_ / pressure_ / queued_ are written; a fast path
+//   that sees the bit re-reads state_ with acquire before reading them. Statistics and the
 //   budget value are relaxed: they order nothing.
 #pragma once
 
@@ -59,6 +59,7 @@
 #include "../rejection.hpp"
 #include "../stats.hpp"
 #include "packed_state.hpp"
+#include "reservation_table.hpp"
 #include "slot_bitmap.hpp"
 #include "waiter.hpp"
 
@@ -78,7 +79,9 @@ class alignas(cache_line_size) PoolCore {
         slots_{config.slots},
         fifo_{config.fairness == Fairness::fifo},
         max_waiters_{config.max_waiters},
-        bitmap_{config.slots} {}
+        bitmap_{config.slots},
+        table_{config.track_reservations ? std::make_unique<ReservationTable>(config.slots)
+                                         : nullptr} {}
 
   PoolCore(const PoolCore&) = delete;
   PoolCore& operator=(const PoolCore&) = delete;
@@ -120,9 +123,14 @@ class alignas(cache_line_size) PoolCore {
       return rejection(Reason::too_large, declared_size, extra, word, budget);
     }
     for (;;) {
-      // FIFO: bytes a waiter is owed do not go to a running upload first.
-      if (packed::has_attention(word) && queue_has_priority()) [[unlikely]] {
-        return rejection(Reason::no_memory, declared_size, extra, word, budget);
+      if (packed::has_attention(word)) [[unlikely]] {
+        if (pressure_flag()) {
+          return rejection(Reason::pressure, declared_size, extra, word, budget);
+        }
+        // FIFO: bytes a waiter is owed do not go to a running upload first.
+        if (queue_has_priority()) {
+          return rejection(Reason::no_memory, declared_size, extra, word, budget);
+        }
       }
       if (extra > available(word, budget)) {
         return rejection(Reason::no_memory, declared_size, extra, word, budget);
@@ -206,6 +214,17 @@ class alignas(cache_line_size) PoolCore {
     return closed_.load(std::memory_order_acquire);
   }
 
+  /// Turns pressure on (nobody new is admitted: try_acquire and try_grow are
+  /// refused with `pressure`, waiters keep waiting) or off (waiters that fit
+  /// are admitted). Idempotent.
+  void set_pressure(bool on) noexcept;
+
+  [[nodiscard]] bool under_pressure() const noexcept {
+    // acquire: pairs with the release store in set_pressure, so a caller that
+    // sees the state also sees what was done before it was set.
+    return pressure_.load(std::memory_order_acquire);
+  }
+
   /// Blocks until no slot is held, or `deadline`; true if the pool is idle.
   bool wait_idle(Clock::time_point deadline) noexcept;
 
@@ -235,6 +254,7 @@ class alignas(cache_line_size) PoolCore {
     s.rejected.timeout = rejected(Reason::timeout);
     s.rejected.cancelled = rejected(Reason::cancelled);
     s.rejected.closed = rejected(Reason::closed);
+    s.rejected.pressure = rejected(Reason::pressure);
     s.double_releases = double_releases_.load(std::memory_order_relaxed);
     return s;
   }
@@ -245,6 +265,17 @@ class alignas(cache_line_size) PoolCore {
   }
 
   [[nodiscard]] std::uint32_t slots() const noexcept { return slots_; }
+
+  /// The reservations' records, or nullptr when tracking is off.
+  [[nodiscard]] ReservationTable* table() const noexcept { return table_.get(); }
+
+  /// The live reservations' records; empty when tracking is off.
+  [[nodiscard]] std::vector<ReservationRecord> reservations() const {
+    return table_ != nullptr ? table_->snapshot(bitmap_) : std::vector<ReservationRecord>{};
+  }
+
+  /// The bytes the first waiter needs; nullopt when nobody waits.
+  [[nodiscard]] std::optional<std::uint64_t> head_waiter_needs() const noexcept;
 
  private:
   struct Attempt {
@@ -265,7 +296,14 @@ class alignas(cache_line_size) PoolCore {
     std::uint64_t word = state_.load(std::memory_order_relaxed);
     for (;;) {
       if (!ForQueue && packed::has_attention(word)) [[unlikely]] {
-        if (closed_flag()) return {false, Reason::closed, {}, word, budget};
+        // One load for both states that refuse everyone: attempt() must stay
+        // small enough to be inlined into try_acquire.
+        if (const Blocked blocked = blocked_flag(); blocked != Blocked::no) {
+          const Reason why = blocked == Blocked::closed ? Reason::closed
+                             : needed > budget          ? Reason::too_large
+                                                        : Reason::pressure;
+          return {false, why, {}, word, budget};
+        }
         if (queue_has_priority()) {
           // FIFO: what is free is owed to the waiters ahead of us.
           if (needed > budget) return {false, Reason::too_large, {}, word, budget};
@@ -288,10 +326,30 @@ class alignas(cache_line_size) PoolCore {
     }
   }
 
-  /// After seeing the attention bit: is the pool closed?
-  bool closed_flag() const noexcept {
+  /// Whether everyone new is refused, and why: closed_ and pressure_ in one
+  /// figure, kept by set_blocked_locked() (closed wins: it is for good).
+  enum class Blocked : std::uint8_t { no, pressure, closed };
+
+  /// After seeing the attention bit: is everyone new refused?
+  Blocked blocked_flag() const noexcept {
     see_slow_path_state();
-    return closed_.load(std::memory_order_relaxed);
+    return blocked_.load(std::memory_order_relaxed);
+  }
+
+  /// After seeing the attention bit: is the pool under pressure?
+  bool pressure_flag() const noexcept {
+    see_slow_path_state();
+    return pressure_.load(std::memory_order_relaxed);
+  }
+
+  /// Derives blocked_ from closed_ and pressure_. Under mutex_, before
+  /// update_attention_locked() publishes it.
+  void set_blocked_locked() noexcept {
+    // relaxed: published by the release RMW in update_attention_locked.
+    blocked_.store(closed_.load(std::memory_order_relaxed)     ? Blocked::closed
+                   : pressure_.load(std::memory_order_relaxed) ? Blocked::pressure
+                                                               : Blocked::no,
+                   std::memory_order_relaxed);
   }
 
   /// After seeing the attention bit: must a newcomer queue behind waiters?
@@ -305,7 +363,7 @@ class alignas(cache_line_size) PoolCore {
     // acquire: this reads the RMW that set the bit or a later write (read-read
     // coherence), and every write to state_ is an RMW, so it is in the release
     // sequence of the fetch_or(release) in update_attention_locked(), which
-    // came after closed_ / queued_ were written: the relaxed loads that follow
+    // came after closed_ / pressure_ / queued_ were written: the relaxed loads that follow
     // see them. (Not a fence: ThreadSanitizer does not model fences, and GCC
     // rejects them under -fsanitize=thread.)
     static_cast<void>(state_.load(std::memory_order_acquire));
@@ -437,6 +495,7 @@ class alignas(cache_line_size) PoolCore {
   const bool fifo_;
   const std::uint32_t max_waiters_;
   SlotBitmap bitmap_;
+  const std::unique_ptr<ReservationTable> table_;  // PoolConfig::track_reservations
   // Written only while a peak is being raised.
   alignas(cache_line_size) std::atomic<std::uint64_t> peak_bytes_{0};
   std::atomic<std::uint32_t> peak_slots_{0};
@@ -445,8 +504,10 @@ class alignas(cache_line_size) PoolCore {
   std::atomic<std::uint64_t> double_releases_{0};
   // The slow path: read by the fast path only after it sees the attention bit.
   alignas(cache_line_size) std::atomic<bool> closed_{false};
+  std::atomic<bool> pressure_{false};
+  std::atomic<Blocked> blocked_{Blocked::no};
   std::atomic<std::uint64_t> queued_{0};
-  std::mutex mutex_;
+  mutable std::mutex mutex_;        // mutable: head_waiter_needs() reads the queue
   WaitQueue queue_;                 // guarded by mutex_
   std::uint32_t idle_waiters_ = 0;  // guarded by mutex_
   std::condition_variable idle_wakeup_;

@@ -103,8 +103,28 @@ inline void PoolCore::close() noexcept {
     if (closed_.load(std::memory_order_relaxed)) return;
     // relaxed: published by the release RMW in update_attention_locked.
     closed_.store(true, std::memory_order_relaxed);
+    set_blocked_locked();
     while (Waiter* w = queue_.front()) answer_locked(*w, Reason::closed, ready);
     update_attention_locked();
+  }
+  ready.complete_all(*this);
+}
+
+inline void PoolCore::set_pressure(bool on) noexcept {
+  ReadyList ready;
+  {
+    const std::scoped_lock lock{mutex_};
+    if (pressure_.load(std::memory_order_relaxed) == on) return;
+    // release: for under_pressure(); fast paths see it through the release
+    // RMW in update_attention_locked.
+    pressure_.store(on, std::memory_order_release);
+    set_blocked_locked();
+    // Off: the waiters that fit now are admitted (dispatch updates the bit).
+    if (on) {
+      update_attention_locked();
+    } else {
+      dispatch_locked(ready);
+    }
   }
   ready.complete_all(*this);
 }
@@ -125,6 +145,12 @@ inline bool PoolCore::wait_idle(Clock::time_point deadline) noexcept {
   --idle_waiters_;
   update_attention_locked();
   return result;
+}
+
+inline std::optional<std::uint64_t> PoolCore::head_waiter_needs() const noexcept {
+  const std::scoped_lock lock{mutex_};
+  if (const Waiter* head = queue_.front(); head != nullptr) return head->needed;
+  return std::nullopt;
 }
 
 inline void PoolCore::set_memory_budget(std::uint64_t memory_budget) {
@@ -171,10 +197,15 @@ inline std::optional<CoreAdmission> PoolCore::enqueue_locked(Waiter& w) noexcept
 
 inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
   const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+  // Under pressure nobody is admitted, but a waiter that can never fit is
+  // still told so.
+  const bool admitting = !pressure_.load(std::memory_order_relaxed);
   for (Waiter* w = queue_.front(); w != nullptr;) {
     Waiter* const next = w->next;
     if (w->needed > budget) {
       answer_locked(*w, Reason::too_large, ready);  // the budget shrank under it
+    } else if (!admitting) {
+      // it waits for set_pressure(false), or its deadline
     } else if (const Attempt a = attempt</*ForQueue=*/true>(w->needed); a.admitted) {
       grant_locked(*w, a.claim, ready);
     } else if (fifo_) {
@@ -217,12 +248,13 @@ inline void PoolCore::complete_outside(std::unique_lock<std::mutex>& lock,
 }
 
 inline void PoolCore::update_attention_locked() noexcept {
-  const bool wanted =
-      !queue_.empty() || idle_waiters_ != 0 || closed_.load(std::memory_order_relaxed);
+  const bool wanted = !queue_.empty() || idle_waiters_ != 0 ||
+                      closed_.load(std::memory_order_relaxed) ||
+                      pressure_.load(std::memory_order_relaxed);
   // relaxed: the bit only changes under mutex_, so this load is exact.
   const bool set = packed::has_attention(state_.load(std::memory_order_relaxed));
   if (wanted && !set) {
-    // release: publishes closed_ / queued_ to fast paths that see the bit
+    // release: publishes closed_ / pressure_ / queued_ to fast paths that see the bit
     // (their acquire load in see_slow_path_state).
     state_.fetch_or(packed::attention_bit, std::memory_order_release);
   } else if (!wanted && set) {

@@ -86,6 +86,12 @@ int main() {
                                      .max_waiters = 4,
                                      .fairness = admit::Fairness::barging};
   if (admit::validation_error(config)) return 1;
+  const std::optional<admit::MemoryFacts> facts = admit::read_memory_facts();
+  const std::uint64_t budget =
+      facts ? admit::budget_for(*facts, {.percent = 80, .reserve_bytes = 64 * admit::MiB}) : 0;
+  if (facts && (admit::to_string(facts->source).empty() || facts->usage_bytes + budget == 0)) {
+    return 1;
+  }
 
   admit::SlotPool<> tiered{config};
   admit::SlotPool<admit::TieredPolicy> runtime{config, admit::TieredPolicy{std::span{table}}};
