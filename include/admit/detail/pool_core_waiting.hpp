@@ -191,6 +191,8 @@ inline std::optional<CoreAdmission> PoolCore::enqueue_locked(Waiter& w) noexcept
   queue_.push_back(w);
   // relaxed: published by the release RMW in update_attention_locked.
   queued_.fetch_add(1, std::memory_order_relaxed);
+  // relaxed: a statistic, written only under mutex_.
+  queued_bytes_.fetch_add(w.needed, std::memory_order_relaxed);
   update_attention_locked();
   return std::nullopt;
 }
@@ -238,6 +240,8 @@ inline void PoolCore::dequeue_locked(Waiter& w) noexcept {
   // relaxed: a count read by stats() and, after the attention bit, by
   // queue_has_priority(); update_attention_locked() follows every change.
   queued_.fetch_sub(1, std::memory_order_relaxed);
+  // relaxed: a statistic, written only under mutex_.
+  queued_bytes_.fetch_sub(w.needed, std::memory_order_relaxed);
 }
 
 inline void PoolCore::complete_outside(std::unique_lock<std::mutex>& lock,
