@@ -66,11 +66,13 @@ class [[nodiscard]] SlotReservation {
   SlotReservation() noexcept = default;
 
   SlotReservation(SlotReservation&& other) noexcept
-      : core_{(other.assert_unattached(), std::exchange(other.core_, nullptr))},
+      : core_{std::exchange(other.core_, nullptr)},
         bytes_{std::exchange(other.bytes_, 0)},
         declared_size_{std::exchange(other.declared_size_, 0)},
         slot_{std::exchange(other.slot_, 0)},
-        generation_{std::exchange(other.generation_, 0)} {}
+        generation_{std::exchange(other.generation_, 0)} {
+    other.assert_unattached();  // resources_ stays with the object: still other's to check
+  }
 
   /// Takes over `other`'s holding, then releases what this one held. In that
   /// order, like unique_ptr::reset: the release may run async handlers, and
