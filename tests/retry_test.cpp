@@ -112,6 +112,27 @@ TEST_CASE("the rate follows a change in the release pace", "[retry]") {
   CHECK(fast <= 200ms);
 }
 
+TEST_CASE("the first releases are averaged over time, not over one short interval", "[retry]") {
+  FullPool f{2};
+  Estimator estimator{f.pool, test_config};
+  estimator.observe();
+  // A timer samples every 100 ms and an upload ends every 1.5 s: the one
+  // interval that holds a release must not set the rate (10/s, not 0.67/s).
+  for (int release = 0; release < 6; ++release) {
+    for (int tick = 0; tick < 15; ++tick) {
+      FakeClock::advance(100ms);
+      if (tick == 14) {
+        f.held.pop_front();
+        f.held.push_back(f.take());
+      }
+      estimator.observe();
+    }
+    const milliseconds d = advice(estimator, f.refusal());
+    CHECK(d >= 750ms);  // the truth: the next slot in 1.5 s, a factor of 2 either way
+    CHECK(d <= 3000ms);
+  }
+}
+
 TEST_CASE("more waiters ahead give longer advice", "[retry]") {
   FullPool f{2};
   Estimator estimator{f.pool, test_config};

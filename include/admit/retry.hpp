@@ -14,9 +14,10 @@
 //
 // The model
 //   Samples of pool.stats() give the slots given back since construction
-//   (admitted - slots_in_use); their rate, slots per second, is smoothed with
-//   an exponentially weighted moving average (time constant
-//   RetryConfig::smoothing). Bytes come back with their slots, so the rate of
+//   (admitted - slots_in_use); their rate, slots per second, is the plain
+//   average since the first sample for one time constant
+//   (RetryConfig::smoothing), then an exponentially weighted moving average
+//   with that time constant. Bytes come back with their slots, so the rate of
 //   bytes is the rate of slots times the mean bytes a reservation holds now.
 //   For a refused request:
 //     no_slot, queue_full   the request needs 1 + waiters slots to come back
@@ -175,17 +176,22 @@ class RetryEstimator {
         return;
       }
       const std::uint64_t came_back = released > last_->released ? released - last_->released : 0;
-      const double instant = static_cast<double>(came_back) / dt;
-      if (!seen_release_) {
-        if (came_back != 0) {
-          // The first rate: start from it rather than ramping up from 0.
-          slot_rate_ = instant;
-          seen_release_ = true;
-        }
+      seen_release_ = seen_release_ || came_back != 0;
+      const double tau = std::chrono::duration_cast<seconds>(config_.smoothing).count();
+      const double since_first = std::chrono::duration_cast<seconds>(now - first_->at).count();
+      if (since_first <= tau) {
+        // Until one time constant has passed, the plain average since the
+        // first sample: an average started from one short interval would be
+        // one or two releases over a few ms, many times the real rate, and
+        // take tens of seconds to fade.
+        const std::uint64_t total = released > first_->released ? released - first_->released : 0;
+        slot_rate_ = static_cast<double>(total) / since_first;
       } else {
-        const double tau = std::chrono::duration_cast<seconds>(config_.smoothing).count();
+        const double instant = static_cast<double>(came_back) / dt;
         slot_rate_ += (1.0 - std::exp(-dt / tau)) * (instant - slot_rate_);
       }
+    } else {
+      first_ = Sample{now, released, stats};
     }
     last_ = Sample{now, released, stats};
   }
@@ -254,9 +260,10 @@ class RetryEstimator {
   Stats (*stats_of_)(const void*);
   const RetryConfig config_;
   mutable std::mutex mutex_;
-  std::optional<Sample> last_;  // guarded by mutex_
-  double slot_rate_ = 0;        // guarded by mutex_
-  bool seen_release_ = false;   // guarded by mutex_
+  std::optional<Sample> first_;  // guarded by mutex_
+  std::optional<Sample> last_;   // guarded by mutex_
+  double slot_rate_ = 0;         // guarded by mutex_
+  bool seen_release_ = false;    // guarded by mutex_
 };
 
 }  // namespace admit
