@@ -9,14 +9,15 @@ import time
 from typing import Callable, Optional
 
 from e2e_clients import WsUpload
-from e2e_context import Ctx, expect_no_body_sent, expect_refusal, finish, hold
+from e2e_context import Ctx, close_json, expect_no_body_sent, expect_refusal, finish, hold
 from e2e_metrics import REASONS
 from e2e_support import KiB, MiB, check, log, payload, tiered, within
 
 
 async def overload(ctx: Ctx) -> None:
-    """--slots 2: two held WebSocket uploads; a third is closed 1013, curl gets 503
-    no_slot with Retry-After (with and without Expect); then both held ones finish."""
+    """--slots 2: two held WebSocket uploads; a third is closed 1013 with
+    {"reason":"no_slot","retry_after_ms":...}, curl gets 503 no_slot with Retry-After
+    and the RateLimit fields (with and without Expect); then both held ones finish."""
     ctx.start_server("--budget", "200MiB", "--slots", "2")
     data_a, data_b = payload(2 * MiB + 7, seed=7), payload(3 * MiB + 11, seed=8)
     a = await hold(ctx, "held_a.bin", len(data_a))
@@ -30,6 +31,13 @@ async def overload(ctx: Ctx) -> None:
     check(await c.start() is None, "expected the third WebSocket upload to be refused (1013), "
                                    "it got ready")
     check(c.refused[0] == 1013, f"expected close 1013 for the third upload, got {c.refused}")
+    close = close_json(c.refused[1])
+    # No upload has ended yet: the estimator has no rate, and says its no-rate hint
+    # (3 s), jittered by +-20 %.
+    check(close.get("reason") == "no_slot" and close.get("slots") == 2
+          and close.get("slots_in_use") == 2 and 2400 <= close.get("retry_after_ms", 0) <= 3600,
+          f"expected {{\"reason\":\"no_slot\",\"retry_after_ms\":2400..3600,\"slots_in_use\":2,"
+          f"\"slots\":2}}, got {c.refused}")
     log(f"third WebSocket upload: closed {c.refused}")
 
     size = 3 * MiB
