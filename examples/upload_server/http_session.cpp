@@ -24,6 +24,7 @@
 #include "http_upload.hpp"
 #include "metrics.hpp"
 #include "progress.hpp"
+#include "upload_page.hpp"
 #include "websocket_session.hpp"
 
 namespace upload_server {
@@ -149,6 +150,10 @@ bool get_or_head(const Request& request) {
 
 // The answer to a request that is not an upload or an upgrade.
 Reply route(Server& server, const Request& request, std::string_view path, bool has_body) {
+  if (path == "/") {
+    if (!get_or_head(request)) return method_not_allowed("GET, HEAD");
+    return text_reply(std::string{upload_page()}, "text/html; charset=utf-8", !has_body);
+  }
   if (path == "/ws/upload") {
     return get_or_head(request) ? upgrade_required() : method_not_allowed("GET");
   }

@@ -144,6 +144,11 @@ async def http_errors(ctx: Ctx) -> None:
     r = await ctx.curl(ctx.url("/healthz"))
     ctx.soft(r.status == 200 and r.body.strip() == b"ok",
              f"GET /healthz: expected 200 'ok', got {r.describe()}")
+
+    r = await ctx.curl(ctx.url("/"))
+    ctx.soft(r.status == 200 and r.headers.get("content-type") == "text/html; charset=utf-8"
+             and b'<input type="file" id="file">' in r.body,
+             f"GET /: expected 200 text/html, the upload page, got {r.describe()}")
     r = await ctx.curl(ctx.url("/nope"))
     ctx.soft(r.status == 404, f"GET /nope: expected 404, got {r.describe()}")
     r = await ctx.curl(ctx.url("/api/v1/upload"))

@@ -11,6 +11,7 @@
 
 #include "body_limit.hpp"
 #include "catch.hpp"
+#include "upload_page.hpp"
 
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
@@ -198,4 +199,18 @@ TEST_CASE("/healthz: 200 ok, or 503 pressure with Retry-After while under pressu
   CHECK(pressure.content_type == "text/plain");
   CHECK(pressure.retry_after == 5);  // a refused upload's, for Reason::pressure
   CHECK_FALSE(pressure.keep_alive);
+}
+
+TEST_CASE("GET /: the upload page has every element the browser tests drive", "[upload_page]") {
+  const std::string_view page = upload_server::upload_page();
+  CHECK(page.starts_with("<!doctype html>"));
+  for (const char* element :
+       {R"(<input type="file" id="file">)", R"(<button id="upload")", R"(<button id="cancel")",
+        R"(<progress id="progress" max="100" value="0">)", R"(id="status")", R"(id="sha256")",
+        R"(id="local-sha256")"}) {
+    CAPTURE(element);
+    CHECK(page.find(element) != std::string_view::npos);
+  }
+  CHECK(page.find("/ws/upload") != std::string_view::npos);
+  CHECK(page.ends_with("</html>\n"));
 }
