@@ -26,6 +26,8 @@ class Ctx:
         self.uploads: list[WsUpload] = []
         self.curl = Curl(work_dir)
         self.soft_failures: list[str] = []
+        # Blocking calls run at the end of the case, last added first (a browser's close).
+        self.cleanups: list[Callable[[], None]] = []
 
     @property
     def server(self) -> Server:
@@ -63,6 +65,12 @@ class Ctx:
     async def dispose_clients(self) -> None:
         for up in self.uploads:
             await up.dispose()
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                await asyncio.wait_for(asyncio.to_thread(cleanup), 30)
+            except Exception as e:  # the next cleanup still runs
+                log(f"cleanup failed: {e!r}")
 
     # HTTP helpers
     def url(self, path: str) -> str:
