@@ -72,6 +72,7 @@ CASES: dict[str, tuple[Case, float]] = {
     "wait_for_room": (e2e_admission.wait_for_room, LIMIT),
     "wait_timeout": (e2e_admission.wait_timeout, LIMIT),
     "wait_abandoned": (e2e_admission.wait_abandoned, LIMIT),
+    "retry_after_pace": (e2e_admission.retry_after_pace, LIMIT),
     "abort_200": (e2e_lifecycle.abort_200, LIMIT),
     "ws_oversend": (e2e_websocket.ws_oversend, LIMIT),
     "ws_errors": (e2e_websocket.ws_errors, LIMIT),
