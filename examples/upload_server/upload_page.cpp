@@ -258,9 +258,9 @@ async function send(r) {
     const percent = r.file.size ? Math.floor(100 * gone / r.file.size) : 100;
     progressBar.value = percent;
     let text = bytesInWords(gone) + " of " + bytesInWords(r.file.size) + " (" + percent + " %)";
-    if (speed > 0) {
-      text += ", " + bytesInWords(speed) + "/s, " +
-              secondsInWords((r.file.size - gone) / speed) + " left";
+    if (speed > 0) text += ", " + bytesInWords(speed) + "/s";
+    if (speed > 0 && gone < r.file.size) {
+      text += ", " + secondsInWords((r.file.size - gone) / speed) + " left";
     }
     figures.textContent = text;
   };
