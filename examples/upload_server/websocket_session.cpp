@@ -234,7 +234,8 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
   }
   admit::Admission admission = std::move(std::get<0>(outcome));
   if (!admission) {
-    WebSocketRefusal refusal = websocket_refusal(admission.error());
+    WebSocketRefusal refusal =
+        websocket_refusal(admission.error(), server.retry.after(admission.error()));
     co_await close(ws, refusal.close_code, std::move(refusal.reason));
     co_return;
   }
