@@ -45,7 +45,26 @@
 //   A std::pmr::monotonic_buffer_resource (or a pool resource) on top of it
 //   charges the reservation for the buffers it takes, not for each object
 //   carved out of them: the charge is what is really held.
+//
+// Availability
+//   It needs the standard <memory_resource>, which libc++ has only from
+//   version 16. Where it is missing, ADMIT_HAS_MEMORY_RESOURCE is 0 and
+//   ReservationResource is declared but not defined, so code that uses it
+//   stops at this comment instead of compiling against something else.
 #pragma once
+
+#if __has_include(<memory_resource>)
+#define ADMIT_HAS_MEMORY_RESOURCE 1
+#else
+#define ADMIT_HAS_MEMORY_RESOURCE 0
+#endif
+
+#if !ADMIT_HAS_MEMORY_RESOURCE
+namespace admit {
+/// Not available: this standard library has no <memory_resource> (see the file comment).
+class ReservationResource;
+}  // namespace admit
+#else
 
 #include <cassert>
 #include <cstddef>
@@ -197,3 +216,5 @@ class ReservationResource final : public std::pmr::memory_resource {
 };
 
 }  // namespace admit
+
+#endif  // ADMIT_HAS_MEMORY_RESOURCE
