@@ -49,11 +49,13 @@ using Estimator = admit::RetryEstimator<FakeClock>;
 
 const RetryConfig test_config{.min = 10ms, .max = 60s};
 
-/// A pool of `slots` slots of 10 MiB each, all held.
+/// A pool whose memory is held by `uploads` uploads of 10 MiB, in `slots` slots:
+/// all of them by default; with more slots than uploads, memory is what runs out.
 struct FullPool {
-  explicit FullPool(std::uint32_t slots)
-      : pool{PoolConfig{.memory_budget = slots * 10 * MiB, .slots = slots}, FlatPolicy{100}} {
-    for (std::uint32_t i = 0; i < slots; ++i) held.push_back(take());
+  explicit FullPool(std::uint32_t slots) : FullPool(slots, slots) {}
+  FullPool(std::uint32_t slots, std::uint32_t uploads)
+      : pool{PoolConfig{.memory_budget = uploads * 10 * MiB, .slots = slots}, FlatPolicy{100}} {
+    for (std::uint32_t i = 0; i < uploads; ++i) held.push_back(take());
   }
   SlotReservation take() { return std::move(pool.try_acquire(10 * MiB)).value(); }
 
@@ -151,17 +153,11 @@ TEST_CASE("more waiters ahead give longer advice", "[retry]") {
 
 TEST_CASE("needing more bytes never gives shorter advice", "[retry]") {
   // 8 slots, 40 MiB: four 10 MiB uploads hold it all, and slots stay free.
-  Pool pool{PoolConfig{.memory_budget = 40 * MiB, .slots = 8}, FlatPolicy{100}};
-  std::deque<SlotReservation> held;
-  for (int i = 0; i < 4; ++i) held.push_back(std::move(pool.try_acquire(10 * MiB)).value());
+  FullPool f{8, 4};
+  Pool& pool = f.pool;
   Estimator estimator{pool, test_config};
   estimator.observe();
-  for (int i = 0; i < 30; ++i) {
-    FakeClock::advance(200ms);
-    held.pop_front();
-    held.push_back(std::move(pool.try_acquire(10 * MiB)).value());
-    estimator.observe();
-  }
+  f.turn_over(estimator, 200ms, 30);
   milliseconds previous{0};
   for (std::uint64_t size : {1 * MiB, 10 * MiB, 20 * MiB, 30 * MiB, 40 * MiB}) {
     const Rejection r = pool.try_acquire(size).error();
@@ -176,17 +172,11 @@ TEST_CASE("needing more bytes never gives shorter advice", "[retry]") {
 }
 
 TEST_CASE("the bytes the waiters are owed come first", "[retry]") {
-  Pool pool{PoolConfig{.memory_budget = 40 * MiB, .slots = 8}, FlatPolicy{100}};
-  std::deque<SlotReservation> held;
-  for (int i = 0; i < 4; ++i) held.push_back(std::move(pool.try_acquire(10 * MiB)).value());
+  FullPool f{8, 4};
+  Pool& pool = f.pool;
   Estimator estimator{pool, test_config};
   estimator.observe();
-  for (int i = 0; i < 30; ++i) {
-    FakeClock::advance(200ms);
-    held.pop_front();
-    held.push_back(std::move(pool.try_acquire(10 * MiB)).value());
-    estimator.observe();
-  }
+  f.turn_over(estimator, 200ms, 30);
   const milliseconds alone = advice(estimator, pool.try_acquire(10 * MiB).error());
   admit::Ticket waiter = pool.async_acquire(20 * MiB, [](admit::Admission&&) {});
   CHECK(pool.stats().waiting_bytes == 20 * MiB);
