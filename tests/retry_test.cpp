@@ -33,12 +33,12 @@ using namespace std::chrono_literals;
 namespace {
 
 /// A clock that moves only when told: the estimator's time is the test's.
+/// It has only what RetryEstimator needs: no is_steady.
 struct FakeClock {
   using rep = std::int64_t;
   using period = std::milli;
   using duration = std::chrono::milliseconds;
   using time_point = std::chrono::time_point<FakeClock>;
-  static constexpr bool is_steady = true;
   static inline time_point current{std::chrono::hours{1}};
   static time_point now() noexcept { return current; }
   static void advance(duration d) noexcept { current += d; }
