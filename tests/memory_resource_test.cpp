@@ -137,6 +137,12 @@ TEST_CASE("a refused grow fails the allocation, charges nothing and leaves the p
   CHECK(memory.last_refusal()->reason == Reason::too_large);
   CHECK(f.pool.stats() == before);
 
+  // More than any pool could hold: still the pool's refusal, with its figures.
+  CHECK_THROWS_AS(memory.allocate(std::size_t{1} << 50), std::bad_alloc);
+  CHECK(memory.last_refusal()->reason == Reason::too_large);
+  CHECK(memory.last_refusal()->memory_budget == 1 * MiB);
+  CHECK(f.pool.stats() == before);
+
   // Room again: the same request succeeds, and a refusal is not sticky.
   other.release();
   void* b = memory.allocate(1);

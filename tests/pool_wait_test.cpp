@@ -292,6 +292,27 @@ TEST_CASE("set_memory_budget: waiters that can never fit are answered too_large"
   CHECK(small.get());
 }
 
+TEST_CASE("set_memory_budget: a waiter that can never fit is answered behind a FIFO head",
+          "[pool][wait][budget][fairness]") {
+  // Found by the pool_ops fuzzer: the head (60 MiB) still fits the new budget
+  // but not now, and the too_large waiter behind it stayed queued until the
+  // head was admitted, or until a dispatch under pressure answered it.
+  Pool pool{config(), FlatPolicy{100}};
+  SlotReservation held = take(pool, 150 * MiB);
+  auto head = queue_blocking(pool, 60 * MiB);
+  auto big = queue_blocking(pool, 120 * MiB);
+  pool.set_memory_budget(100 * MiB);
+  REQUIRE(big.wait_for(10s) == std::future_status::ready);
+  const Admission b = big.get();
+  REQUIRE_FALSE(b);
+  CHECK(b.error().reason == Reason::too_large);
+  CHECK(b.error().memory_budget == 100 * MiB);
+  CHECK(pool.stats().waiters == 1);
+  CHECK(pool.stats().waiting_bytes == 60 * MiB);
+  held.release();
+  CHECK(head.get());
+}
+
 TEST_CASE("set_memory_budget validates like the constructor", "[pool][budget][validation]") {
   Pool pool{config(), FlatPolicy{100}};
   CHECK(admit_test::contains(

@@ -4,8 +4,6 @@
 #include <admit/fmt.hpp>
 #include <nlohmann/json.hpp>
 
-#include "refusal.hpp"
-
 namespace upload_server {
 
 namespace {
@@ -72,14 +70,14 @@ Reply head_too_large() {
       fmt::format("the request's header fields are larger than {} bytes in all", max_head_bytes));
 }
 
-Reply refusal_reply(const admit::Rejection& rejection) {
-  HttpRefusal refusal = http_refusal(rejection);
+Reply refusal_reply(const admit::Rejection& rejection, RetryAfter retry) {
+  HttpRefusal refusal = http_refusal(rejection, retry);
   Reply reply = json_reply(static_cast<http::status>(refusal.status), std::move(refusal.body));
   reply.retry_after = refusal.retry_after;
   return reply;
 }
 
-Reply out_of_memory_reply(std::uint64_t bytes) {
+Reply out_of_memory_reply(std::uint64_t bytes, std::chrono::milliseconds retry) {
   Reply reply = json_reply(
       http::status::service_unavailable,
       {{"error", "service_unavailable"},
@@ -88,9 +86,9 @@ Reply out_of_memory_reply(std::uint64_t bytes) {
         fmt::format(
             "the server cannot allocate the {} bytes the upload is buffered in; retry later",
             bytes)},
-       {"needed_bytes", bytes}});
-  // Memory comes back as other uploads end, as with the pool's no_memory.
-  reply.retry_after = retry_after_seconds(admit::Reason::no_memory);
+       {"needed_bytes", bytes},
+       {"retry_after_ms", retry.count()}});
+  reply.retry_after = retry_after_seconds(retry);
   return reply;
 }
 
@@ -135,14 +133,14 @@ Reply storage_failure_reply(std::error_code error, std::string_view message) {
   return error_reply(http::status::internal_server_error, "storage", message);
 }
 
-Reply health_reply(bool under_pressure, bool keep_alive) {
+Reply health_reply(bool under_pressure, bool keep_alive, std::chrono::milliseconds retry) {
   Reply reply;
   reply.content_type = "text/plain";
   reply.keep_alive = keep_alive;
   if (under_pressure) {
     reply.status = http::status::service_unavailable;
     reply.body = "pressure\n";
-    reply.retry_after = retry_after_seconds(admit::Reason::pressure);
+    reply.retry_after = retry_after_seconds(retry);
   } else {
     reply.body = "ok\n";
   }

@@ -30,6 +30,11 @@
 //   507 insufficient_storage  the disk (or the quota) is full: ENOSPC, EDQUOT,
 //                             or the upload cannot fit in what is left on it
 //
+// Every answer to an upload (POST /api/v1/upload, whatever its status)
+// carries RateLimit-Policy and RateLimit with the pool's figures
+// (rate_limit.hpp); a 503 carries Retry-After, the ceiling in seconds of the
+// body's retry_after_ms (refusal.hpp).
+//
 // A reply closes the connection unless it says keep_alive: after an error the
 // server cannot know where the next request starts.
 #pragma once
@@ -46,6 +51,8 @@
 #include <vector>
 
 #include "body_limit.hpp"
+#include "rate_limit.hpp"
+#include "refusal.hpp"
 #include "storage.hpp"
 
 namespace upload_server {
@@ -64,6 +71,9 @@ struct Reply {
   bool keep_alive = false;
   std::string_view allow;    ///< for Allow (a 405): "POST", "GET, HEAD"
   std::string_view upgrade;  ///< for Upgrade (a 426): "websocket"
+  /// RateLimit-Policy and RateLimit (rate_limit.hpp): set on every answer to
+  /// an upload; empty: neither is sent.
+  RateLimitFields rate_limit;
 };
 
 /// {"error": error, "message": message}
@@ -80,14 +90,15 @@ struct Reply {
 [[nodiscard]] Reply target_too_long();
 [[nodiscard]] Reply head_too_large();
 
-/// 413 (too_large) or 503 + Retry-After, with refusal_json's body.
-[[nodiscard]] Reply refusal_reply(const admit::Rejection& rejection);
+/// 413 (too_large) or 503 + Retry-After (from `retry`), with refusal_json's body.
+[[nodiscard]] Reply refusal_reply(const admit::Rejection& rejection, RetryAfter retry);
 /// 413 with over_body_limit_json's body.
 [[nodiscard]] Reply over_body_limit_reply(const OverBodyLimit& over);
 
 /// 503 + Retry-After: the process could not allocate the `bytes` of an
-/// upload's part (memory_part.hpp); reason out_of_memory, with needed_bytes.
-[[nodiscard]] Reply out_of_memory_reply(std::uint64_t bytes);
+/// upload's part (memory_part.hpp); reason out_of_memory, with needed_bytes
+/// and retry_after_ms (`retry`).
+[[nodiscard]] Reply out_of_memory_reply(std::uint64_t bytes, std::chrono::milliseconds retry);
 
 /// 408: the request head was not complete within `header_timeout`.
 [[nodiscard]] Reply late_head_reply(std::chrono::milliseconds header_timeout);
@@ -104,9 +115,11 @@ struct Reply {
 /// 507 if `error` is out of space, else 500; `message` says what failed.
 [[nodiscard]] Reply storage_failure_reply(std::error_code error, std::string_view message);
 
-/// GET /healthz: 200 "ok\n", or 503 "pressure\n" with a refused upload's
-/// Retry-After while the pool is under pressure (new uploads are refused).
-[[nodiscard]] Reply health_reply(bool under_pressure, bool keep_alive);
+/// GET /healthz: 200 "ok\n", or 503 "pressure\n" with Retry-After (`retry`,
+/// a refused upload's for pressure) while the pool is under pressure (new
+/// uploads are refused).
+[[nodiscard]] Reply health_reply(bool under_pressure, bool keep_alive,
+                                 std::chrono::milliseconds retry);
 
 /// 201: {"files": [{"name", "bytes", "sha256"}, ...]} with every stored file,
 /// and the first one's name, bytes and sha256 at the top level as well (the

@@ -24,6 +24,7 @@
 #include "http_upload.hpp"
 #include "metrics.hpp"
 #include "progress.hpp"
+#include "upload_page.hpp"
 #include "websocket_session.hpp"
 
 namespace upload_server {
@@ -66,6 +67,10 @@ net::awaitable<void> send(beast::tcp_stream& stream, const Request& request, Rep
   if (reply.retry_after != 0)
     response.set(http::field::retry_after, std::to_string(reply.retry_after));
   if (!reply.allow.empty()) response.set(http::field::allow, reply.allow);
+  if (!reply.rate_limit.policy.empty()) {
+    response.set("RateLimit-Policy", reply.rate_limit.policy);
+    response.set("RateLimit", reply.rate_limit.remaining);
+  }
   if (!reply.upgrade.empty()) {
     // RFC 9110 7.8: an Upgrade field goes with an "upgrade" connection option.
     response.set(http::field::upgrade, reply.upgrade);
@@ -145,13 +150,19 @@ bool get_or_head(const Request& request) {
 
 // The answer to a request that is not an upload or an upgrade.
 Reply route(Server& server, const Request& request, std::string_view path, bool has_body) {
+  if (path == "/") {
+    if (!get_or_head(request)) return method_not_allowed("GET, HEAD");
+    return text_reply(std::string{upload_page()}, "text/html; charset=utf-8", !has_body);
+  }
   if (path == "/ws/upload") {
     return get_or_head(request) ? upgrade_required() : method_not_allowed("GET");
   }
   if (path == "/api/v1/upload") return method_not_allowed("POST");
   if (path == "/metrics" || path == "/healthz" || path == "/debug/uploads") {
     if (!get_or_head(request)) return method_not_allowed("GET, HEAD");
-    if (path == "/healthz") return health_reply(server.pool.under_pressure(), !has_body);
+    if (path == "/healthz") {
+      return health_reply(server.pool.under_pressure(), !has_body, server.retry.after_pressure());
+    }
     if (path == "/debug/uploads") {
       return text_reply(server.live_uploads.json(), "application/json", !has_body);
     }

@@ -18,6 +18,7 @@ namespace upload_server {
 ///   GET  /metrics         the pool's and the connections' figures, Prometheus text format
 ///                         (HEAD too)
 ///   GET  /healthz         "ok" (HEAD too)
+///   GET  /                the upload page (upload_page.hpp; HEAD too)
 /// Other methods get 405 with Allow, other paths 404; the answers are in
 /// http_replies.hpp. Each request's head must arrive within --header-timeout.
 [[nodiscard]] boost::asio::awaitable<void> serve_http(Server& server,

@@ -229,7 +229,9 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
     co_return std::move(reply);
   }
   admit::Admission admission = co_await admit_upload(server, id, head.declared);
-  if (!admission) co_return refusal_reply(admission.error());  // 413, or 503 + Retry-After
+  if (!admission) {  // 413, or 503 + Retry-After
+    co_return refusal_reply(admission.error(), server.retry.after(admission.error()));
+  }
   const RunningUpload running{server};
 
   // The buffer the body passes through (--buffer). The part is declared
@@ -241,8 +243,11 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
   if (server.options.buffer == BufferMode::memory) {
     if (const std::optional<PartRefusal> refused =
             allocate_part(server, *admission, head.declared, part)) {
-      Reply reply = refused->rejection ? refusal_reply(*refused->rejection)
-                                       : out_of_memory_reply(refused->bytes);
+      Reply reply =
+          refused->rejection
+              ? refusal_reply(*refused->rejection, server.retry.after(*refused->rejection))
+              : out_of_memory_reply(refused->bytes,
+                                    server.retry.after_out_of_memory(refused->bytes));
       end_upload(server, id, admission, part, 0,
                  "refused: " + describe(*refused) + answered(reply));
       co_return reply;
@@ -337,6 +342,8 @@ net::awaitable<std::optional<Reply>> serve_upload(Server& server, beast::tcp_str
   std::optional<Reply> reply = co_await run_upload(server, stream, buffer, parser, body_read);
   // With a body left unread, where the next request starts is unknown.
   if (reply && !body_read) reply->keep_alive = false;
+  // Every answer says what the pool has left, as it is once this upload is over.
+  if (reply) reply->rate_limit = rate_limit_now(server);
   co_return reply;
 }
 

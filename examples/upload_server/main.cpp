@@ -396,7 +396,10 @@ int run(const upload_server::Options& options) {
   // answer, having seen Connection::shed()).
   upload_server::ConnectionRegistry connections{limits,
                                                 [](int handle) { ::shutdown(handle, SHUT_RD); }};
-  Server server{.options = options, .pool = pool, .connections = connections, .cut_offs = {}};
+  // When refused clients should come back (retry_advice.hpp), from the pool's pace.
+  upload_server::RetryAdvice retry{pool};
+  Server server{
+      .options = options, .pool = pool, .connections = connections, .retry = retry, .cut_offs = {}};
   if (budget.facts) server.memory.limit_bytes = budget.facts->limit_bytes;
   net::io_context io{1};
   // After the io_context, so destroyed before it: its timer is the io_context's.
@@ -445,6 +448,7 @@ int run(const upload_server::Options& options) {
       .refused_descriptors =
           upload_server::refusal_response(ConnectionRefusal::descriptors, limits)};
   net::co_spawn(io, accept_connections(server, std::move(listener)), log_failure);
+  net::co_spawn(io, upload_server::observe_pool(server), log_failure);
   net::signal_set signals{io, SIGINT, SIGTERM};
   signals.async_wait([&](const boost::system::error_code& error, int signal) {
     if (!error) net::co_spawn(io, shut_down(server, acceptor, signal), log_failure);

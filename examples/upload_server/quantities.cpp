@@ -7,7 +7,6 @@
 #include <charconv>
 #include <cstddef>
 #include <limits>
-#include <numeric>
 #include <optional>
 #include <span>
 #include <stdexcept>
@@ -54,9 +53,11 @@ std::optional<std::uint64_t> parse_digits(std::string_view digits) {
 }
 
 // "<digits>[.<digits>]<unit>" times the unit's scale, if that is a whole number
-// that fits. The fraction is exact: f / 10^n * scale is reduced by
-// g = gcd(scale, 10^n) to (f / (10^n / g)) * (scale / g), which is whole exactly
-// when 10^n / g divides f.
+// that fits. The fraction is exact however long it is (one byte is 2^-40 TiB,
+// which takes 40 decimals): it is multiplied by the scale digit by digit from
+// its last, as on paper; the product is whole exactly when every digit that
+// lands after the point is 0, and what carries past the point is its whole
+// part. A carry stays below the scale, so nothing overflows.
 std::optional<std::uint64_t> parse_scaled(std::string_view text, std::span<const Unit> units) {
   std::size_t number_end = 0;
   while (number_end < text.size() && (is_digit(text[number_end]) || text[number_end] == '.')) {
@@ -77,20 +78,16 @@ std::optional<std::uint64_t> parse_scaled(std::string_view text, std::span<const
   if (!whole_scaled) return std::nullopt;
   if (dot == std::string_view::npos) return whole_scaled;
 
-  std::string_view fraction = number.substr(dot + 1);
+  const std::string_view fraction = number.substr(dot + 1);
   if (fraction.empty() || fraction.find('.') != std::string_view::npos) return std::nullopt;
-  while (fraction.ends_with('0')) fraction.remove_suffix(1);
-  if (fraction.empty()) return whole_scaled;      // "2.0GiB"
-  if (fraction.size() > 19) return std::nullopt;  // 10^20 > 2^64: cannot be whole
-  const std::uint64_t numerator = *parse_digits(fraction);
-  std::uint64_t denominator = 1;
-  for (std::size_t i = 0; i < fraction.size(); ++i) denominator *= 10;
-  const std::uint64_t g = std::gcd(unit->scale, denominator);
-  if (numerator % (denominator / g) != 0) return std::nullopt;  // not a whole number
-  const std::optional<std::uint64_t> fraction_scaled =
-      checked_multiply(numerator / (denominator / g), unit->scale / g);
-  if (!fraction_scaled || *fraction_scaled > max_u64 - *whole_scaled) return std::nullopt;
-  return *whole_scaled + *fraction_scaled;
+  std::uint64_t carry = 0;
+  for (auto digit = fraction.rbegin(); digit != fraction.rend(); ++digit) {
+    const std::uint64_t product = static_cast<std::uint64_t>(*digit - '0') * unit->scale + carry;
+    if (product % 10 != 0) return std::nullopt;  // not a whole number
+    carry = product / 10;
+  }
+  if (carry > max_u64 - *whole_scaled) return std::nullopt;
+  return *whole_scaled + carry;
 }
 
 }  // namespace

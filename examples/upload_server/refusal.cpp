@@ -4,46 +4,96 @@
 #include <admit/fmt.hpp>
 #include <nlohmann/json.hpp>
 
+#include <initializer_list>
+#include <utility>
+
 namespace upload_server {
 
-// Long enough for a client to see the effect of others finishing, short
-// enough not to idle. A closing server is not coming back soon.
-unsigned retry_after_seconds(admit::Reason reason) {
-  return reason == admit::Reason::closed ? 30 : 1;
+namespace {
+
+// ordered_json: "reason" first, as a person reading the close reason expects.
+using Ordered = nlohmann::ordered_json;
+
+struct Figure {
+  const char* name;
+  std::uint64_t value;
+};
+
+// `head` and then each of `figures` that still fits a close frame, in order.
+std::string close_reason(Ordered head, std::initializer_list<Figure> figures) {
+  std::string text = head.dump();
+  for (const Figure& figure : figures) {
+    head[figure.name] = figure.value;
+    std::string longer = head.dump();
+    if (longer.size() > max_close_reason) {
+      head.erase(figure.name);
+      continue;
+    }
+    text = std::move(longer);
+  }
+  return text;
 }
 
-std::string refusal_json(const admit::Rejection& rejection) {
-  const nlohmann::json body = {
+Ordered reason_and_delay(std::string_view reason, std::chrono::milliseconds retry) {
+  Ordered head = Ordered::object();
+  head["reason"] = reason;
+  head["retry_after_ms"] = retry.count();
+  return head;
+}
+
+}  // namespace
+
+unsigned retry_after_seconds(std::chrono::milliseconds delay) {
+  const auto seconds = (delay.count() + 999) / 1000;
+  return seconds < 1 ? 1U : static_cast<unsigned>(seconds);
+}
+
+std::string refusal_json(const admit::Rejection& rejection, RetryAfter retry) {
+  nlohmann::json body = {
       {"reason", admit::to_string(rejection.reason)}, {"message", fmt::format("{}", rejection)},
       {"declared_size", rejection.declared_size},     {"needed_bytes", rejection.needed_bytes},
       {"available_bytes", rejection.available_bytes}, {"memory_budget", rejection.memory_budget},
       {"slots_in_use", rejection.slots_in_use},       {"slots", rejection.slots},
   };
+  if (retry) body["retry_after_ms"] = retry->count();
   return body.dump();
 }
 
-HttpRefusal http_refusal(const admit::Rejection& rejection) {
+HttpRefusal http_refusal(const admit::Rejection& rejection, RetryAfter retry) {
   if (admit::is_permanent(rejection.reason)) {
-    return {413, 0, refusal_json(rejection)};
+    return {413, 0, refusal_json(rejection, std::nullopt)};  // retrying cannot help
   }
-  return {503, retry_after_seconds(rejection.reason), refusal_json(rejection)};
+  return {503, retry ? retry_after_seconds(*retry) : 0U, refusal_json(rejection, retry)};
 }
 
-WebSocketRefusal websocket_refusal(const admit::Rejection& rejection) {
+WebSocketRefusal websocket_refusal(const admit::Rejection& rejection, RetryAfter retry) {
   const auto reason = admit::to_string(rejection.reason);
-  std::string text;
+  const Figure needed{"needed_bytes", rejection.needed_bytes};
+  const Figure available{"available_bytes", rejection.available_bytes};
+  const Figure budget{"memory_budget", rejection.memory_budget};
+  const Figure in_use{"slots_in_use", rejection.slots_in_use};
+  const Figure slots{"slots", rejection.slots};
   if (admit::is_permanent(rejection.reason)) {
-    text = fmt::format("{}: needs {} bytes, budget {} bytes", reason, rejection.needed_bytes,
-                       rejection.memory_budget);
-    return {close_too_big, std::move(text)};
+    Ordered head = Ordered::object();
+    head["reason"] = reason;
+    return {close_too_big, close_reason(std::move(head), {needed, budget})};
   }
-  if (rejection.reason == admit::Reason::no_slot) {
-    text = fmt::format("{}: all {} slots in use, retry later", reason, rejection.slots);
-  } else if (rejection.reason == admit::Reason::pressure) {
-    text = fmt::format("{}: the server is short of memory, retry later", reason);
-  } else {
-    text = fmt::format("{}: needs {} bytes, {} free of {}, retry later", reason,
-                       rejection.needed_bytes, rejection.available_bytes, rejection.memory_budget);
+  // A transient refusal without a delay would be the server's bug; 1 s is
+  // what the server answered before it estimated one.
+  Ordered head = reason_and_delay(reason, retry.value_or(std::chrono::seconds{1}));
+  std::string text;
+  switch (rejection.reason) {
+    case admit::Reason::no_slot:
+    case admit::Reason::queue_full:
+      text = close_reason(std::move(head), {in_use, slots});
+      break;
+    case admit::Reason::pressure:
+    case admit::Reason::closed:
+      text = close_reason(std::move(head), {});
+      break;
+    default:  // no_memory, timeout, cancelled: what was needed and what was free
+      text = close_reason(std::move(head), {needed, available, budget});
+      break;
   }
   // 1001 "Going Away" for a server shutting down (RFC 6455 7.4.1); 1013 "Try
   // Again Later" (IANA's WebSocket close code registry) for the rest.
@@ -51,9 +101,12 @@ WebSocketRefusal websocket_refusal(const admit::Rejection& rejection) {
           std::move(text)};
 }
 
-WebSocketRefusal out_of_memory_close(std::uint64_t bytes) {
-  return {1013, fmt::format("out_of_memory: cannot allocate {} bytes for the upload, retry later",
-                            bytes)};
+WebSocketRefusal out_of_memory_close(std::uint64_t bytes, std::chrono::milliseconds retry) {
+  return {1013, close_reason(reason_and_delay("out_of_memory", retry), {{"needed_bytes", bytes}})};
+}
+
+WebSocketRefusal shutdown_close(std::chrono::milliseconds retry) {
+  return {1001, close_reason(reason_and_delay("closed", retry), {})};
 }
 
 }  // namespace upload_server

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <admit/asio.hpp>
 #include <admit/fmt.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
@@ -111,7 +114,28 @@ std::string describe(const PartRefusal& refusal) {
 
 std::string metrics_text(const Server& server) {
   return prometheus_text(server.pool.stats()) + prometheus_text(server.connections.stats()) +
-         prometheus_text(server.memory, server.pool.under_pressure());
+         prometheus_text(server.memory, server.pool.under_pressure()) +
+         fmt::format(
+             "# HELP upload_server_release_rate Uploads ended per second, smoothed: what "
+             "Retry-After is estimated from.\n"
+             "# TYPE upload_server_release_rate gauge\n"
+             "upload_server_release_rate {:.3f}\n",
+             server.retry.release_rate());
+}
+
+RateLimitFields rate_limit_now(const Server& server) {
+  const bool admitting = !server.pool.closed() && !server.pool.under_pressure();
+  return rate_limit_fields(server.pool.stats(), admitting);
+}
+
+boost::asio::awaitable<void> observe_pool(Server& server) {
+  boost::asio::steady_timer timer{co_await boost::asio::this_coro::executor};
+  for (;;) {
+    server.retry.observe();
+    timer.expires_after(RetryAdvice::sample_every);
+    auto [ec] = co_await timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+    if (ec) co_return;
+  }
 }
 
 }  // namespace upload_server

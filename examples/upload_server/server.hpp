@@ -25,6 +25,8 @@
 #include "memory_part.hpp"
 #include "metrics.hpp"  // MemoryFigures
 #include "options.hpp"
+#include "rate_limit.hpp"
+#include "retry_advice.hpp"
 
 namespace upload_server {
 
@@ -80,6 +82,7 @@ struct Server {
   const Options& options;
   Pool& pool;
   ConnectionRegistry& connections;  // every open connection and its phase
+  RetryAdvice& retry;               // when a refused client should come back
   std::uint64_t next_upload_id = 1;
   int uploads_running = 0;  // admitted and not finished; read by the shutdown
   int uploads_told = 0;     // of those, the ones whose client has had its answer (a close)
@@ -91,6 +94,13 @@ struct Server {
 /// The body of GET /metrics: the pool's figures, the connections' and the
 /// memory's (metrics.hpp).
 [[nodiscard]] std::string metrics_text(const Server& server);
+
+/// RateLimit-Policy and RateLimit for the pool now (rate_limit.hpp).
+[[nodiscard]] RateLimitFields rate_limit_now(const Server& server);
+
+/// Samples the pool for server.retry every RetryAdvice::sample_every, until
+/// the io_context stops.
+[[nodiscard]] boost::asio::awaitable<void> observe_pool(Server& server);
 
 /// Names an upload in the log: "http#12", "ws#3".
 struct UploadId {

@@ -126,12 +126,17 @@ std::size_t utf8_char(std::string_view s, char32_t& code_point) {
 
 // The letters and signs of every script from U+00C0 on (so "café.txt" stays
 // itself), but none that is invisible, a space, or reorders text: a name must
-// show as what it is ("txt.exe" spelt backwards behind U+202E must not pass).
+// show as what it is ("txt.exe" spelt backwards behind U+202E must not pass):
+// Unicode's Default_Ignorable_Code_Point, White_Space and Bidi_Control
+// characters are all excluded.
 bool is_safe_code_point(char32_t c) {
   if (c < 0xc0) return false;                           // C1 controls, no-break space, soft hyphen
   if (c >= 0x2000 && c <= 0x206f) return false;         // spaces, zero-width and bidi controls
   if (c >= 0xe000 && c <= 0xf8ff) return false;         // private use
   if (c >= 0xfe00 && c <= 0xfe0f) return false;         // variation selectors
+  if (c >= 0x180b && c <= 0x180f) return false;         // Mongolian ones, and vowel separator
+  if (c >= 0x1bca0 && c <= 0x1bca3) return false;       // shorthand format controls
+  if (c >= 0x1d173 && c <= 0x1d17a) return false;       // musical symbol format controls
   if (c >= 0xfff0) return c >= 0x10000 && c < 0xe0000;  // specials; tags and private planes
   switch (c) {
     case 0x034f:  // combining grapheme joiner
@@ -141,7 +146,8 @@ bool is_safe_code_point(char32_t c) {
     case 0x3164:
     case 0xffa0:
     case 0x1680:  // Ogham space mark
-    case 0x180e:  // Mongolian vowel separator
+    case 0x17b4:  // Khmer inherent vowels, written as nothing
+    case 0x17b5:
     case 0x3000:  // ideographic space
     case 0xfeff:  // zero-width no-break space (BOM)
       return false;

@@ -10,7 +10,6 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
-#include <nlohmann/json.hpp>
 
 #include <array>
 #include <functional>
@@ -21,6 +20,7 @@
 #include "body_limit.hpp"
 #include "refusal.hpp"
 #include "storage.hpp"
+#include "upload_request.hpp"
 #include "websocket_upload.hpp"
 
 namespace upload_server {
@@ -33,24 +33,6 @@ namespace websocket = beast::websocket;
 using namespace net::experimental::awaitable_operators;
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
-constexpr std::size_t max_request_message = 4096;
-
-struct UploadRequest {
-  std::string name;
-  std::uint64_t size = 0;
-};
-
-std::optional<UploadRequest> parse_request(std::string_view text) {
-  const auto json = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!json.is_object()) return std::nullopt;
-  const auto name = json.find("name");
-  const auto size = json.find("size");
-  if (name == json.end() || !name->is_string() || size == json.end() ||
-      !size->is_number_unsigned()) {
-    return std::nullopt;
-  }
-  return UploadRequest{name->get<std::string>(), size->get<std::uint64_t>()};
-}
 
 // "10 s" or "250 ms", as ProgressWatch says it.
 std::string human(std::chrono::milliseconds d) {
@@ -105,18 +87,18 @@ net::awaitable<std::optional<UploadRequest>> read_request(Server& server, WebSoc
                     }};
   beast::flat_buffer message;
   do {
-    auto [ec, n] =
-        co_await ws.async_read_some(message, max_request_message + 1 - message.size(), use_tuple);
+    auto [ec, n] = co_await ws.async_read_some(
+        message, max_upload_request_bytes + 1 - message.size(), use_tuple);
     if (cut_off.happened()) {
       log_upload_end(server, id, 0, "cut off: " + cut_off.reason());
       co_await cut_off.closed();
       co_return std::nullopt;
     }
     if (ec) co_return std::nullopt;  // gone before asking for anything: nothing to answer
-    if (message.size() > max_request_message) {
+    if (message.size() > max_upload_request_bytes) {
       deadline.cancel();
       const std::string why =
-          fmt::format("the upload request is over {} bytes", max_request_message);
+          fmt::format("the upload request is over {} bytes", max_upload_request_bytes);
       log_upload_end(server, id, 0, "refused: " + why);
       co_await close(ws, close_too_big, why);
       co_return std::nullopt;
@@ -125,7 +107,7 @@ net::awaitable<std::optional<UploadRequest>> read_request(Server& server, WebSoc
   deadline.cancel();
 
   auto request =
-      ws.got_text() ? parse_request(beast::buffers_to_string(message.data())) : std::nullopt;
+      ws.got_text() ? parse_upload_request(beast::buffers_to_string(message.data())) : std::nullopt;
   if (!request) {
     log_upload_end(server, id, 0, "refused: not an upload request");
     co_await close(ws, websocket::close_code::policy_error,
@@ -234,7 +216,8 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
   }
   admit::Admission admission = std::move(std::get<0>(outcome));
   if (!admission) {
-    WebSocketRefusal refusal = websocket_refusal(admission.error());
+    WebSocketRefusal refusal =
+        websocket_refusal(admission.error(), server.retry.after(admission.error()));
     co_await close(ws, refusal.close_code, std::move(refusal.reason));
     co_return;
   }

@@ -125,8 +125,11 @@ net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, 
   std::size_t write_at = stream_write_at;
   if (server.options.buffer == BufferMode::memory && size != 0) {
     if (const std::optional<PartRefusal> refused = allocate_part(server, reservation, size, part)) {
-      const WebSocketRefusal refusal = refused->rejection ? websocket_refusal(*refused->rejection)
-                                                          : out_of_memory_close(refused->bytes);
+      const WebSocketRefusal refusal =
+          refused->rejection
+              ? websocket_refusal(*refused->rejection, server.retry.after(*refused->rejection))
+              : out_of_memory_close(refused->bytes,
+                                    server.retry.after_out_of_memory(refused->bytes));
       file.discard();
       reservation.release();  // before the log line, whose "in use now" is then without it
       log_upload_end(server, id, 0, "refused: " + describe(*refused));
@@ -167,9 +170,11 @@ net::awaitable<void> receive_upload(Server& server, WebSocket& ws, UploadId id, 
     told();
     cut_off(code, std::move(why));
   };
-  // If the shutdown's grace runs out, the client hears 1001 "going away".
-  auto shutdown_hook =
-      server.cut_offs.add([&cut] { cut(websocket::close_code::going_away, "server shut down"); });
+  // If the shutdown's grace runs out, the client hears 1001 "going away",
+  // and when the server may be back.
+  auto shutdown_hook = server.cut_offs.add([&cut, &server] {
+    cut(websocket::close_code::going_away, shutdown_close(server.retry.after_shutdown()).reason);
+  });
   // No data for --body-timeout, or too little for --min-rate: 1008. Pings
   // and pongs never reach this loop (Beast answers them inside the read), so
   // they do not count as data.

@@ -13,6 +13,7 @@
 #include "rejection.hpp"
 #include "reservation.hpp"
 #include "reservation_record.hpp"
+#include "retry.hpp"
 #include "stats.hpp"
 #include "ticket.hpp"
 #include "units.hpp"

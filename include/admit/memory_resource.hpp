@@ -175,9 +175,10 @@ class ReservationResource final : public std::pmr::memory_resource {
   /// nothing charged) if the pool refuses.
   bool charge(std::uint64_t bytes) noexcept {
     if (bytes > PoolConfig::max_memory_budget) {
-      // More than any pool holds: too_large without asking (and no overflow below).
-      last_refusal_ =
-          Rejection{Reason::too_large, reservation_->declared_size(), bytes, 0, 0, 0, 0};
+      // More than any budget, so always refused (error() asserts it): the
+      // pool's own too_large, with its figures (closed for an empty
+      // reservation). And no sum below can overflow.
+      last_refusal_ = reservation_->try_grow(bytes).error();
       return false;
     }
     const std::uint64_t held = reservation_->bytes();

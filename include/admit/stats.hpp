@@ -72,8 +72,11 @@ struct Stats {
   /// Reservations given back more than once since construction: stale or
   /// bitwise copies, which the pool refused, so the figures above stay exact. Nonzero means a bug
   /// in the program (or its compiler: GCC 12 and `co_return c ? co_await x : y;`), not in the load.
-  /// Last, so that designated initializers of the members above still work.
+  /// After the members above, so that their designated initializers still work.
   std::uint64_t double_releases = 0;
+  /// Bytes the waiting requests need together (a waiter's needed bytes count
+  /// from when it queues until it is answered). Kept on the slow path only.
+  std::uint64_t waiting_bytes = 0;
 
   friend constexpr bool operator==(const Stats&, const Stats&) = default;
 };

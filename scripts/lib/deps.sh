@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Installing admit's build dependencies on Debian; sourced by scripts/test and
+# Installing admit's build dependencies on Debian; sourced by scripts/test, scripts/fuzz and
 # scripts/demo.
 
 # admit_ensure_packages PACKAGE...

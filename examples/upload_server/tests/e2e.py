@@ -14,13 +14,15 @@ a case gives up after its own time limit (90 s; memory_ceiling 100 s, large_ws_u
 This file holds the command line and the case registry. The cases live by concept
 in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py, e2e_memory.py
 (--budget auto, --follow-memory), e2e_ceiling.py (--buffer memory under RLIMIT_AS),
-e2e_debug.py (GET /debug/uploads, SIGUSR1) and, for hostile clients, e2e_hostile_http.py,
+e2e_debug.py (GET /debug/uploads, SIGUSR1), e2e_browser.py (the upload page in headless
+Chromium) and, for hostile clients, e2e_hostile_http.py,
 e2e_hostile_storage.py, e2e_hostile_ws.py, e2e_hostile_ws_request.py (WebSocket
 clients after and before "ready") and e2e_hostile_connections.py; what they share
 in e2e_context.py and the support modules it names (e2e_support.py, e2e_server.py,
 e2e_clients.py, e2e_metrics.py).
 
-Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl.
+Needs Debian's /usr/bin/python3 with python3-websockets (10.4, asyncio API) and curl;
+the browser cases also chromium, chromium-driver and python3-selenium (else they skip).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from typing import Awaitable, Callable, Optional
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import e2e_admission  # noqa: E402
+import e2e_browser  # noqa: E402
 import e2e_ceiling  # noqa: E402
 import e2e_debug  # noqa: E402
 import e2e_hostile_http  # noqa: E402
@@ -69,6 +72,7 @@ CASES: dict[str, tuple[Case, float]] = {
     "wait_for_room": (e2e_admission.wait_for_room, LIMIT),
     "wait_timeout": (e2e_admission.wait_timeout, LIMIT),
     "wait_abandoned": (e2e_admission.wait_abandoned, LIMIT),
+    "retry_after_pace": (e2e_admission.retry_after_pace, LIMIT),
     "abort_200": (e2e_lifecycle.abort_200, LIMIT),
     "ws_oversend": (e2e_websocket.ws_oversend, LIMIT),
     "ws_errors": (e2e_websocket.ws_errors, LIMIT),
@@ -107,6 +111,10 @@ CASES: dict[str, tuple[Case, float]] = {
     "conn_flood_over_cap": (e2e_hostile_connections.conn_flood_over_cap, LIMIT),
     "conn_max": (e2e_hostile_connections.conn_max, LIMIT),
     "conn_per_ip": (e2e_hostile_connections.conn_per_ip, LIMIT),
+    "browser_upload": (e2e_browser.browser_upload, LIMIT),
+    "browser_busy_retry": (e2e_browser.browser_busy_retry, LIMIT),
+    "browser_too_large": (e2e_browser.browser_too_large, LIMIT),
+    "browser_cancel": (e2e_browser.browser_cancel, LIMIT),
 }
 
 

@@ -9,14 +9,15 @@ import time
 from typing import Callable, Optional
 
 from e2e_clients import WsUpload
-from e2e_context import Ctx, expect_no_body_sent, expect_refusal, finish, hold
+from e2e_context import Ctx, close_json, expect_no_body_sent, expect_refusal, finish, hold
 from e2e_metrics import REASONS
 from e2e_support import KiB, MiB, check, log, payload, tiered, within
 
 
 async def overload(ctx: Ctx) -> None:
-    """--slots 2: two held WebSocket uploads; a third is closed 1013, curl gets 503
-    no_slot with Retry-After (with and without Expect); then both held ones finish."""
+    """--slots 2: two held WebSocket uploads; a third is closed 1013 with
+    {"reason":"no_slot","retry_after_ms":...}, curl gets 503 no_slot with Retry-After
+    and the RateLimit fields (with and without Expect); then both held ones finish."""
     ctx.start_server("--budget", "200MiB", "--slots", "2")
     data_a, data_b = payload(2 * MiB + 7, seed=7), payload(3 * MiB + 11, seed=8)
     a = await hold(ctx, "held_a.bin", len(data_a))
@@ -30,6 +31,13 @@ async def overload(ctx: Ctx) -> None:
     check(await c.start() is None, "expected the third WebSocket upload to be refused (1013), "
                                    "it got ready")
     check(c.refused[0] == 1013, f"expected close 1013 for the third upload, got {c.refused}")
+    close = close_json(c.refused[1])
+    # No upload has ended yet: the estimator has no rate, and says its no-rate hint
+    # (3 s), jittered by +-20 %.
+    check(close.get("reason") == "no_slot" and close.get("slots") == 2
+          and close.get("slots_in_use") == 2 and 2400 <= close.get("retry_after_ms", 0) <= 3600,
+          f"expected {{\"reason\":\"no_slot\",\"retry_after_ms\":2400..3600,\"slots_in_use\":2,"
+          f"\"slots\":2}}, got {c.refused}")
     log(f"third WebSocket upload: closed {c.refused}")
 
     size = 3 * MiB
@@ -176,4 +184,36 @@ async def wait_abandoned(ctx: Ctx) -> None:
 
     await finish(a, data_a)
     await ctx.wait_store(["a.bin"])
+    await ctx.wait_idle()
+
+
+async def retry_after_pace(ctx: Ctx) -> None:
+    """--slots 1, one upload ending every `pace` s while a curl probe is refused no_slot
+    each round: the first probe (no upload ended yet) gets the no-rate hint, 3 s +-20 %;
+    the later ones come from the estimator's smoothed rate, within [1 s, 2 x pace]
+    +-20 % (the first release seeds the rate high, so they start at the 1 s floor);
+    each Retry-After is its body's retry_after_ms rounded up (expect_refusal). The
+    figures are logged: the README quotes them."""
+    pace, rounds = 1.5, 6
+    ctx.start_server("--budget", "200MiB", "--slots", "1")
+    probe = ctx.write_file("probe.bin", payload(64 * KiB, seed=27))
+    seen: list[tuple[int, int]] = []  # (retry_after_ms, Retry-After) per round
+    for index in range(rounds):
+        data = payload(MiB, seed=270 + index)
+        up = await hold(ctx, f"paced-{index}.bin", len(data))
+        r = await ctx.curl_raw(probe, "probe.bin")
+        body = expect_refusal(r, 503, "no_slot")
+        seen.append((body["retry_after_ms"], int(r.headers["retry-after"])))
+        await asyncio.sleep(pace)
+        await finish(up, data)
+    m = await ctx.metrics()
+    rate = m["upload_server_release_rate"]
+    log(f"retry_after_pace: one upload ended every {pace} s; retry_after_ms / Retry-After per "
+        f"round: {seen}; release rate on /metrics {rate}/s")
+    check(2400 <= seen[0][0] <= 3600, f"expected the first advice 2400..3600 ms (the no-rate "
+                                      f"hint), got {seen}")
+    for ms, _ in seen[1:]:
+        check(800 <= ms <= 1200 * 2 * pace, f"expected each later advice within 800.."
+                                            f"{1200 * 2 * pace:g} ms, got {seen}")
+    check(0 < rate, f"expected a release rate on /metrics, got {m.summary()}")
     await ctx.wait_idle()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
+import re
 import time
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -12,7 +14,7 @@ from typing import Callable, Optional, Sequence
 from e2e_clients import Curl, CurlResult, WsUpload
 from e2e_metrics import Metrics
 from e2e_server import Server
-from e2e_support import KiB, CaseFailure, check, chunks_of, log
+from e2e_support import KiB, CaseFailure, check, chunks_of, json_object, log
 
 
 class Ctx:
@@ -24,6 +26,8 @@ class Ctx:
         self.uploads: list[WsUpload] = []
         self.curl = Curl(work_dir)
         self.soft_failures: list[str] = []
+        # Blocking calls run at the end of the case, last added first (a browser's close).
+        self.cleanups: list[Callable[[], None]] = []
 
     @property
     def server(self) -> Server:
@@ -61,6 +65,12 @@ class Ctx:
     async def dispose_clients(self) -> None:
         for up in self.uploads:
             await up.dispose()
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            try:
+                await asyncio.wait_for(asyncio.to_thread(cleanup), 30)
+            except Exception as e:  # the next cleanup still runs
+                log(f"cleanup failed: {e!r}")
 
     # HTTP helpers
     def url(self, path: str) -> str:
@@ -135,9 +145,32 @@ class Ctx:
 
 # --- HTTP refusals ----------------------------------------------------------------------
 
+# draft-ietf-httpapi-ratelimit-headers, as rate_limit.hpp writes it: the pool's two quotas.
+RATE_LIMIT_POLICY = re.compile(
+    r'"slots";q=(\d+);qu="concurrent-requests", "memory";q=(\d+);qu="content-bytes"')
+RATE_LIMIT = re.compile(r'"slots";r=(\d+), "memory";r=(\d+)')
+
+
+def expect_rate_limit(r: CurlResult) -> tuple[int, int, int, int]:
+    """RateLimit-Policy and RateLimit on an answer to an upload, in the draft's syntax:
+    (slots, budget, free slots, free bytes), each remaining within its quota."""
+    policy = RATE_LIMIT_POLICY.fullmatch(r.headers.get("ratelimit-policy", ""))
+    remaining = RATE_LIMIT.fullmatch(r.headers.get("ratelimit", ""))
+    check(policy is not None and remaining is not None,
+          f"expected 'RateLimit-Policy: \"slots\";q=N;qu=\"concurrent-requests\", \"memory\";q=B;"
+          f"qu=\"content-bytes\"' and 'RateLimit: \"slots\";r=N, \"memory\";r=B', got "
+          f"{r.describe()}")
+    slots, budget = int(policy.group(1)), int(policy.group(2))
+    free_slots, free_bytes = int(remaining.group(1)), int(remaining.group(2))
+    check(free_slots <= slots and free_bytes <= budget,
+          f"expected RateLimit's r within RateLimit-Policy's q, got {r.describe()}")
+    return slots, budget, free_slots, free_bytes
+
+
 def expect_refusal(r: CurlResult, status: int, reason: str) -> dict:
-    """A refusal: the status, the JSON shape with the reason, Connection: close,
-    and Retry-After on a 503."""
+    """A refusal: the status, the JSON shape with the reason, Connection: close, the
+    RateLimit fields, and on a 503 Retry-After, the ceiling in seconds of the body's
+    retry_after_ms (a 413 has neither: retrying cannot help)."""
     check(r.status == status, f"expected HTTP {status} ({reason}), got {r.describe()}")
     body = r.json()
     check(body.get("reason") == reason, f"expected reason '{reason}', got {r.describe()}")
@@ -148,10 +181,23 @@ def expect_refusal(r: CurlResult, status: int, reason: str) -> dict:
           f"expected a non-empty 'message' in the refusal, got {r.describe()}")
     check("close" in r.headers.get("connection", "").lower(),
           f"expected 'Connection: close' on a refusal, got {r.describe()}")
+    expect_rate_limit(r)
     if status == 503:
         retry = r.headers.get("retry-after", "")
         check(retry.isdigit(), f"expected 'Retry-After: <seconds>' on a 503, got {r.describe()}")
+        ms = body.get("retry_after_ms")
+        check(isinstance(ms, int) and ms > 0 and int(retry) == max(1, math.ceil(ms / 1000)),
+              f"expected retry_after_ms in the body, Retry-After its ceiling in seconds, got "
+              f"{r.describe()}")
+    else:
+        check("retry-after" not in r.headers and "retry_after_ms" not in body,
+              f"expected no Retry-After and no retry_after_ms on a {status}, got {r.describe()}")
     return body
+
+
+def close_json(reason: str) -> dict:
+    """A refusal's close reason: a JSON object (refusal.hpp)."""
+    return json_object(reason, f"the close reason {reason!r}")
 
 
 def expect_no_body_sent(r: CurlResult, size: int) -> None:

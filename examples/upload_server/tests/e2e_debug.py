@@ -51,6 +51,23 @@ def entry_named(uploads: list, name: str) -> Optional[dict]:
     return next((entry for entry in uploads if entry["name"] == name), None)
 
 
+async def begin_multipart(ctx: Ctx, boundary: str, filename: str, data_size: int):
+    """Opens a multipart upload of one file part of `data_size` bytes, by hand, and
+    waits for its 100 Continue. Returns the stream and the part's header, not yet sent."""
+    prefix = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+              f"filename=\"{filename}\"\r\n\r\n").encode()
+    length = len(prefix) + data_size + len(f"\r\n--{boundary}--\r\n")
+    reader, writer = await open_raw(ctx.server.port)
+    writer.write((f"POST /api/v1/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                  f"multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n"
+                  f"Expect: 100-continue\r\n\r\n").encode())
+    status, _, _ = await read_http_response(reader, 10)
+    if status != 100:
+        writer.close()
+        raise CaseFailure(f"expected 100 Continue for '{filename}', got {status}")
+    return reader, writer, prefix
+
+
 async def debug_uploads_listed(ctx: Ctx) -> None:
     """--buffer memory: a WebSocket upload and a multipart one in progress appear in
     GET /debug/uploads with their protocol, name (the multipart one's once its part
@@ -80,18 +97,11 @@ async def debug_uploads_listed(ctx: Ctx) -> None:
     # A multipart upload, its body sent in part by hand: its name comes with the body,
     # which the parser sees once the part (its 410 KiB reservation) is full.
     boundary = "e2eDebugBoundary"
-    prefix = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-              f"filename=\"form listed.bin\"\r\n\r\n").encode()
     form_data = payload(2 * MiB, seed=1402)
     suffix = f"\r\n--{boundary}--\r\n".encode()
+    reader, writer, prefix = await begin_multipart(ctx, boundary, "form listed.bin", len(form_data))
     length = len(prefix) + len(form_data) + len(suffix)
-    reader, writer = await open_raw(ctx.server.port)
     try:
-        writer.write((f"POST /api/v1/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                      f"multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n"
-                      f"Expect: 100-continue\r\n\r\n").encode())
-        status, _, _ = await read_http_response(reader, 10)
-        check(status == 100, f"expected 100 Continue for the multipart upload, got {status}")
         sent = prefix + form_data[:600 * KiB]
         writer.write(sent)
         await writer.drain()
@@ -176,17 +186,8 @@ async def debug_sigusr1(ctx: Ctx) -> None:
 async def larger_multipart_named(ctx: Ctx, pattern: str) -> None:
     """A multipart upload larger than the one held, its body begun by hand: once the
     server has parsed its part header, SIGUSR1 names it as the largest, by its file."""
-    boundary = "e2eLabelBoundary"
-    prefix = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-              f"filename=\"form.bin\"\r\n\r\n").encode()
-    length = len(prefix) + 20 * MiB + len(f"\r\n--{boundary}--\r\n")
-    reader, writer = await open_raw(ctx.server.port)
+    reader, writer, prefix = await begin_multipart(ctx, "e2eLabelBoundary", "form.bin", 20 * MiB)
     try:
-        writer.write((f"POST /api/v1/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
-                      f"multipart/form-data; boundary={boundary}\r\nContent-Length: {length}\r\n"
-                      f"Expect: 100-continue\r\n\r\n").encode())
-        status, _, _ = await read_http_response(reader, 10)
-        check(status == 100, f"expected 100 Continue for 'form.bin', got {status}")
         writer.write(prefix + payload(256 * KiB, seed=1404))
         await writer.drain()
         uploads = await wait_listing(ctx, lambda ups: entry_named(ups, "form.bin") is not None,

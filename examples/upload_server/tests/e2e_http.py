@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from e2e_clients import CurlResult, raw_request
-from e2e_context import Ctx, expect_no_body_sent, expect_refusal
+from e2e_context import Ctx, expect_no_body_sent, expect_rate_limit, expect_refusal
 from e2e_metrics import GAUGES, REASONS, Metrics
 from e2e_support import KiB, MiB, check, log, payload, tiered
 
@@ -39,6 +39,12 @@ async def curl_raw(ctx: Ctx) -> None:
     check(r.status == 201, f"expected 201, got {r.describe()}")
     check(100 in r.statuses(), f"expected a '100 Continue' before the 201, got {r.describe()}")
     ctx.expect_stored(r.json(), big, "f.bin")
+    # An admitted upload's answer carries the RateLimit fields too: the whole pool
+    # (16 slots, 200 MiB), all of it free again once this upload is over.
+    fields = expect_rate_limit(r)
+    check(fields == (16, BUDGET_200MIB, 16, BUDGET_200MIB),
+          f"expected RateLimit-Policy q=16 / q={BUDGET_200MIB} and RateLimit r=16 / "
+          f"r={BUDGET_200MIB} on the 201, got {r.describe()}")
     small = payload(1000, seed=5)
     r = await ctx.curl_raw(ctx.write_file("raw_small", small), "small.bin")
     check(r.status == 201, f"expected 201, got {r.describe()}")
@@ -138,6 +144,11 @@ async def http_errors(ctx: Ctx) -> None:
     r = await ctx.curl(ctx.url("/healthz"))
     ctx.soft(r.status == 200 and r.body.strip() == b"ok",
              f"GET /healthz: expected 200 'ok', got {r.describe()}")
+
+    r = await ctx.curl(ctx.url("/"))
+    ctx.soft(r.status == 200 and r.headers.get("content-type") == "text/html; charset=utf-8"
+             and b'<input type="file" id="file">' in r.body,
+             f"GET /: expected 200 text/html, the upload page, got {r.describe()}")
     r = await ctx.curl(ctx.url("/nope"))
     ctx.soft(r.status == 404, f"GET /nope: expected 404, got {r.describe()}")
     r = await ctx.curl(ctx.url("/api/v1/upload"))

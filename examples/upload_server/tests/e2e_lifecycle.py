@@ -13,7 +13,7 @@ import traceback
 import websockets.exceptions
 
 from e2e_clients import open_raw, read_http_response
-from e2e_context import Ctx, expect_refusal, hold
+from e2e_context import Ctx, close_json, expect_refusal, hold
 from e2e_metrics import REASONS
 from e2e_server import describe_exit
 from e2e_support import (KiB, MiB, CaseFailure, check, chunks_of, log, payload, rst_on_close,
@@ -203,5 +203,10 @@ async def shutdown_grace_expired(ctx: Ctx) -> None:
     check(up.close_code == 1001,
           f"expected the cut-off upload to be told with close 1001 (going away), got "
           f"{up.close_code} {up.close_reason!r}")
+    # ... and when to come back: RetryConfig::closed_hint, 10 s, jittered by +-20 %.
+    told = close_json(up.close_reason)
+    check(told.get("reason") == "closed" and 8000 <= told.get("retry_after_ms", 0) <= 12000,
+          f"expected the close reason {{\"reason\":\"closed\",\"retry_after_ms\":8000..12000}}, "
+          f"got {up.close_reason!r}")
     entries = server.store_entries()
     check(entries == [], f"expected the partial file removed at exit, the store holds {entries}")

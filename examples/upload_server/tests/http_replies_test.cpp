@@ -11,6 +11,7 @@
 
 #include "body_limit.hpp"
 #include "catch.hpp"
+#include "upload_page.hpp"
 
 namespace http = boost::beast::http;
 using namespace std::chrono_literals;
@@ -132,20 +133,23 @@ TEST_CASE("refusals keep their status and Retry-After", "[http_replies]") {
                               .memory_budget = admit::MiB,
                               .slots_in_use = 1,
                               .slots = 1};
-  const Reply reply = upload_server::refusal_reply(busy);
+  const Reply reply = upload_server::refusal_reply(busy, std::chrono::milliseconds{2400});
   CHECK(reply.status == http::status::service_unavailable);
-  CHECK(reply.retry_after == 1);
+  CHECK(reply.retry_after == 3);  // the ceiling of the body's 2400 ms
   CHECK(json_of(reply).at("reason") == "no_slot");
+  CHECK(json_of(reply).at("retry_after_ms") == 2400);
 }
 
 TEST_CASE("a part the process cannot allocate is 503 out_of_memory with Retry-After",
           "[http_replies]") {
-  const Reply reply = upload_server::out_of_memory_reply(20 * admit::MiB);
+  const Reply reply =
+      upload_server::out_of_memory_reply(20 * admit::MiB, std::chrono::milliseconds{1200});
   check_error(reply, http::status::service_unavailable, "service_unavailable");
-  CHECK(reply.retry_after == 1);
+  CHECK(reply.retry_after == 2);
   const nlohmann::json body = json_of(reply);
   CHECK(body.at("reason") == "out_of_memory");
   CHECK(body.at("needed_bytes") == 20 * admit::MiB);
+  CHECK(body.at("retry_after_ms") == 1200);
 }
 
 TEST_CASE("check_body_limit: the one limit, for every upload path", "[body_limit]") {
@@ -182,17 +186,31 @@ TEST_CASE("check_body_limit: the one limit, for every upload path", "[body_limit
 
 TEST_CASE("/healthz: 200 ok, or 503 pressure with Retry-After while under pressure",
           "[http_replies][memory]") {
-  const Reply ok = upload_server::health_reply(false, true);
+  const Reply ok = upload_server::health_reply(false, true, std::chrono::seconds{5});
   CHECK(ok.status == http::status::ok);
   CHECK(ok.body == "ok\n");
   CHECK(ok.content_type == "text/plain");
   CHECK(ok.retry_after == 0);
   CHECK(ok.keep_alive);
 
-  const Reply pressure = upload_server::health_reply(true, false);
+  const Reply pressure = upload_server::health_reply(true, false, std::chrono::milliseconds{4100});
   CHECK(pressure.status == http::status::service_unavailable);
   CHECK(pressure.body == "pressure\n");
   CHECK(pressure.content_type == "text/plain");
-  CHECK(pressure.retry_after == 1);  // a refused upload's, for Reason::pressure
+  CHECK(pressure.retry_after == 5);  // a refused upload's, for Reason::pressure
   CHECK_FALSE(pressure.keep_alive);
+}
+
+TEST_CASE("GET /: the upload page has every element the browser tests drive", "[upload_page]") {
+  const std::string_view page = upload_server::upload_page();
+  CHECK(page.starts_with("<!doctype html>"));
+  for (const char* element :
+       {R"(<input type="file" id="file">)", R"(<button id="upload")", R"(<button id="cancel")",
+        R"(<progress id="progress" max="100" value="0">)", R"(id="status")", R"(id="sha256")",
+        R"(id="local-sha256")"}) {
+    CAPTURE(element);
+    CHECK(page.find(element) != std::string_view::npos);
+  }
+  CHECK(page.find("/ws/upload") != std::string_view::npos);
+  CHECK(page.ends_with("</html>\n"));
 }

@@ -82,6 +82,24 @@ TEST_CASE("parse_size refuses garbage, fractions of a byte and overflow, quoting
   check_refused({"18446744073709551616", "16777216TiB", "0.00000000000000000001TiB"});
 }
 
+// Found by the quantities fuzz target, against an exact reference: a fraction
+// of more than 19 significant decimals was refused even when it was a whole
+// number of bytes, as binary units make it (2^-40 TiB is 40 decimals).
+TEST_CASE("parse_size is exact for fractions of any length", "[options][size]") {
+  CHECK(parse_size("0.0000000000009094947017729282379150390625TiB") == 1);  // 2^-40 TiB
+  CHECK(parse_size("0.000000002793967723846435546875GiB") == 3);
+  CHECK(parse_size("16777215.9999999999990905052982270717620849609375TiB") ==
+        std::numeric_limits<std::uint64_t>::max());
+  CHECK(parse_size("1." + std::string(100, '0') + "B") == 1);
+  for (const std::string_view bad :
+       {"0.00000000000045474735088646411895751953125TiB",           // half a byte
+        "16777216.0000000000009094947017729282379150390625TiB"}) {  // 2^64 + 1
+    INFO("text: '" << bad << "'");
+    CHECK(invalid_argument_message([&] { (void)parse_size(bad); }) ==
+          "expected a size such as 200MiB, got '" + std::string{bad} + "'");
+  }
+}
+
 TEST_CASE("parse_duration reads ms, s, m and h, and a bare 0", "[options][duration]") {
   CHECK(parse_duration("0") == milliseconds{0});
   CHECK(parse_duration("0s") == milliseconds{0});

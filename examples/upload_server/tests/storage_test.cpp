@@ -84,6 +84,23 @@ TEST_CASE("sanitize_file_name keeps the base name's safe characters only", "[sto
   CHECK(sanitize_file_name(".a.zip.123.4.part") == "a.zip.123.4.part");
 }
 
+// Found with the file_name fuzz target, which checks a name against Unicode's
+// lists: these are invisible (Default_Ignorable_Code_Point) but were kept, so
+// "a<U+180B>.exe" showed as "a.exe".
+TEST_CASE("sanitize_file_name drops the rarer invisible characters too", "[storage][names]") {
+  CHECK(sanitize_file_name("a\xe1\xa0\x8b.exe") == "a_.exe");       // U+180B, Mongolian FVS1
+  CHECK(sanitize_file_name("a\xe1\xa0\x8f.exe") == "a_.exe");       // U+180F, Mongolian FVS4
+  CHECK(sanitize_file_name("a\xe1\xa0\x8e.exe") == "a_.exe");       // U+180E, vowel separator
+  CHECK(sanitize_file_name("a\xe1\x9e\xb4\xe1\x9e\xb5") == "a__");  // U+17B4, U+17B5, Khmer
+  CHECK(sanitize_file_name("a\xf0\x9b\xb2\xa0z") == "a_z");         // U+1BCA0, shorthand
+  CHECK(sanitize_file_name("a\xf0\x9d\x85\xb3z") == "a_z");         // U+1D173, musical beam
+  CHECK(sanitize_file_name("a\xf0\x9d\x85\xbaz") == "a_z");         // U+1D17A, musical phrase
+  // Their visible neighbours stay.
+  CHECK(sanitize_file_name("\xe1\xa0\x8a") == "\xe1\xa0\x8a");          // U+180A, Mongolian nirugu
+  CHECK(sanitize_file_name("\xe1\x9e\xb3") == "\xe1\x9e\xb3");          // U+17B3, Khmer vowel QAU
+  CHECK(sanitize_file_name("\xf0\x9d\x85\xb2") == "\xf0\x9d\x85\xb2");  // U+1D172, combining flag-5
+}
+
 TEST_CASE("sanitize_file_name caps the length and keeps a short extension", "[storage][names]") {
   const std::string long_stem(300, 'a');
   CHECK(sanitize_file_name(long_stem) == std::string(max_file_name_length, 'a'));

@@ -256,6 +256,7 @@ class alignas(cache_line_size) PoolCore {
     s.rejected.closed = rejected(Reason::closed);
     s.rejected.pressure = rejected(Reason::pressure);
     s.double_releases = double_releases_.load(std::memory_order_relaxed);
+    s.waiting_bytes = queued_bytes_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -507,9 +508,10 @@ class alignas(cache_line_size) PoolCore {
   std::atomic<bool> pressure_{false};
   std::atomic<Blocked> blocked_{Blocked::no};
   std::atomic<std::uint64_t> queued_{0};
-  mutable std::mutex mutex_;        // mutable: head_waiter_needs() reads the queue
-  WaitQueue queue_;                 // guarded by mutex_
-  std::uint32_t idle_waiters_ = 0;  // guarded by mutex_
+  std::atomic<std::uint64_t> queued_bytes_{0};  // what the waiters need together
+  mutable std::mutex mutex_;                    // mutable: head_waiter_needs() reads the queue
+  WaitQueue queue_;                             // guarded by mutex_
+  std::uint32_t idle_waiters_ = 0;              // guarded by mutex_
   std::condition_variable idle_wakeup_;
   std::thread timer_;  // started by the first async deadline
   std::condition_variable timer_wakeup_;

@@ -160,6 +160,13 @@ inline void PoolCore::set_memory_budget(std::uint64_t memory_budget) {
     const std::scoped_lock lock{mutex_};
     // relaxed: a setting, see attempt(); dispatch below runs under mutex_.
     budget_.store(memory_budget, std::memory_order_relaxed);
+    // Every waiter that can never fit now is told so at once, wherever it is
+    // in the queue: dispatch stops at a FIFO head that does not fit yet.
+    for (Waiter* w = queue_.front(); w != nullptr;) {
+      Waiter* const next = w->next;
+      if (w->needed > memory_budget) answer_locked(*w, Reason::too_large, ready);
+      w = next;
+    }
     dispatch_locked(ready);
   }
   ready.complete_all(*this);
@@ -184,6 +191,9 @@ inline std::optional<CoreAdmission> PoolCore::enqueue_locked(Waiter& w) noexcept
   if (closed_.load(std::memory_order_relaxed)) {
     return refuse(Reason::closed, w.declared_size, w.needed, word, budget);
   }
+  // The budget may have shrunk since refuse_before_waiting; set_memory_budget,
+  // under mutex_ too, only refuses the waiters already queued.
+  if (w.needed > budget) return refuse(Reason::too_large, w.declared_size, w.needed, word, budget);
   if (max_waiters_ != 0 && queued_.load(std::memory_order_relaxed) >= max_waiters_) {
     return refuse(Reason::queue_full, w.declared_size, w.needed, word, budget);
   }
@@ -191,27 +201,26 @@ inline std::optional<CoreAdmission> PoolCore::enqueue_locked(Waiter& w) noexcept
   queue_.push_back(w);
   // relaxed: published by the release RMW in update_attention_locked.
   queued_.fetch_add(1, std::memory_order_relaxed);
+  // relaxed: a statistic, written only under mutex_.
+  queued_bytes_.fetch_add(w.needed, std::memory_order_relaxed);
   update_attention_locked();
   return std::nullopt;
 }
 
 inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
-  const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
-  // Under pressure nobody is admitted, but a waiter that can never fit is
-  // still told so.
-  const bool admitting = !pressure_.load(std::memory_order_relaxed);
-  for (Waiter* w = queue_.front(); w != nullptr;) {
-    Waiter* const next = w->next;
-    if (w->needed > budget) {
-      answer_locked(*w, Reason::too_large, ready);  // the budget shrank under it
-    } else if (!admitting) {
-      // it waits for set_pressure(false), or its deadline
-    } else if (const Attempt a = attempt</*ForQueue=*/true>(w->needed); a.admitted) {
-      grant_locked(*w, a.claim, ready);
-    } else if (fifo_) {
-      break;  // nobody passes the head
+  // Under pressure nobody is admitted: the waiters wait for set_pressure(false)
+  // or their deadlines. None needs more than the budget: those are refused
+  // before they queue, or by set_memory_budget when it shrinks.
+  if (!pressure_.load(std::memory_order_relaxed)) {
+    for (Waiter* w = queue_.front(); w != nullptr;) {
+      Waiter* const next = w->next;
+      if (const Attempt a = attempt</*ForQueue=*/true>(w->needed); a.admitted) {
+        grant_locked(*w, a.claim, ready);
+      } else if (fifo_) {
+        break;  // nobody passes the head
+      }
+      w = next;
     }
-    w = next;
   }
   if (idle_waiters_ != 0 && packed::slots(state_.load(std::memory_order_relaxed)) == 0) {
     idle_wakeup_.notify_all();
@@ -238,6 +247,8 @@ inline void PoolCore::dequeue_locked(Waiter& w) noexcept {
   // relaxed: a count read by stats() and, after the attention bit, by
   // queue_has_priority(); update_attention_locked() follows every change.
   queued_.fetch_sub(1, std::memory_order_relaxed);
+  // relaxed: a statistic, written only under mutex_.
+  queued_bytes_.fetch_sub(w.needed, std::memory_order_relaxed);
 }
 
 inline void PoolCore::complete_outside(std::unique_lock<std::mutex>& lock,
