@@ -260,3 +260,41 @@ void run(admit::Fairness fairness) {
 TEST_CASE("waiting under races: FIFO", "[stress][wait]") { run(admit::Fairness::fifo); }
 
 TEST_CASE("waiting under races: barging", "[stress][wait]") { run(admit::Fairness::barging); }
+
+// ticket.hpp promises that a waiter admitted by a release is answered on the
+// releasing thread, before release() returns. The pool's timer thread, woken
+// by each new deadline, must not take that hand-over: it used to dispatch on
+// every wake-up, and when it got the mutex between a release's counter update
+// and the release's own dispatch, it ran the handler itself, late. The delay
+// before each release varies so that some releases meet the timer's wake-up.
+TEST_CASE("a waiter admitted by a release is answered on the releasing thread", "[stress][wait]") {
+  const std::uint64_t rounds = env_or("ADMIT_WAIT_STRESS_OPS", 30'000);
+  admit::SlotPool<> pool{admit::PoolConfig{.memory_budget = 1 * MiB, .slots = 1}};
+  admit::SlotReservation held = pool.try_acquire(1).value();
+  std::mt19937_64 rng{12345};
+  std::uint64_t late = 0;
+  for (std::uint64_t round = 0; round < rounds; ++round) {
+    std::thread::id answered_on;
+    admit::SlotReservation next;
+    std::atomic<int> calls{0};
+    admit::Ticket ticket =
+        pool.async_acquire(1, std::chrono::steady_clock::now() + 1h, [&](admit::Admission&& a) {
+          answered_on = std::this_thread::get_id();
+          if (a) next = std::move(*a);
+          calls.fetch_add(1, std::memory_order_release);
+        });
+    const auto spin_until =
+        std::chrono::steady_clock::now() + std::chrono::nanoseconds{rng() % 40'000};
+    while (std::chrono::steady_clock::now() < spin_until) {
+    }
+    held.release();
+    if (calls.load(std::memory_order_acquire) != 1 || answered_on != std::this_thread::get_id()) {
+      ++late;
+      // Wait for the handler wherever it runs, then go on with its reservation.
+      while (calls.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+    }
+    REQUIRE(next);
+    held = std::move(next);
+  }
+  CHECK(late == 0);
+}

@@ -14,7 +14,10 @@
 //     an expired deadline.
 //   - Otherwise on the thread that made the answer: the one whose release,
 //     shrink or set_memory_budget made room, the one that called cancel() or
-//     close(), or the pool's timer thread for an async deadline.
+//     close(), or the pool's timer thread for an async deadline. When several
+//     threads change the pool at once, whichever of them hands the capacity
+//     over first runs the handler; the timer thread hands over only what an
+//     expired deadline gave back.
 //   It always runs outside every lock of the pool, so it may call back into
 //   the pool (acquire, release, cancel, stats...) without deadlock. A
 //   handler must not throw: it is called from noexcept code (for example a

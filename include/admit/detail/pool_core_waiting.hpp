@@ -288,8 +288,12 @@ inline void PoolCore::run_timer() noexcept {
   while (!timer_stop_) {
     ReadyList ready;
     const Clock::time_point next = expire_locked(Clock::now(), ready);
-    dispatch_locked(ready);
     if (!ready.empty()) {
+      // Only an expiry changes what the waiters may get. Dispatching on every
+      // wake-up would also take capacity that a concurrent release is about to
+      // hand out, and run that waiter's handler here instead of on the
+      // releasing thread, after release() has returned.
+      dispatch_locked(ready);
       // Handlers run with the mutex released; a deadline queued meanwhile
       // notifies nobody and `next` may be stale: look again before sleeping.
       complete_outside(lock, ready);
