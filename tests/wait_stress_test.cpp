@@ -290,8 +290,12 @@ TEST_CASE("a waiter admitted by a release is answered on the releasing thread", 
     held.release();
     if (calls.load(std::memory_order_acquire) != 1 || answered_on != std::this_thread::get_id()) {
       ++late;
-      // Wait for the handler wherever it runs, then go on with its reservation.
-      while (calls.load(std::memory_order_acquire) == 0) std::this_thread::yield();
+      // Wait (bounded) for the handler wherever it runs, then go on with its reservation.
+      const auto give_up = std::chrono::steady_clock::now() + 10s;
+      while (calls.load(std::memory_order_acquire) == 0) {
+        REQUIRE(std::chrono::steady_clock::now() < give_up);
+        std::this_thread::yield();
+      }
     }
     REQUIRE(next);
     held = std::move(next);
