@@ -137,11 +137,13 @@ void check_psi(string_view text) {
     }
     valid = valid && (i == rest.size() || rest[i] == ' ' || rest[i] == '\n');
     if (valid) {
-      const string_view fraction = rest.substr(whole.size() + 1, decimals);
-      const double value = static_cast<double>(*reference_decimal(whole)) +
-                           (decimals == 0 ? 0.0
-                                          : static_cast<double>(*reference_decimal(fraction)) /
-                                                std::pow(10.0, static_cast<double>(decimals)));
+      // Without a fraction there is no '.' to skip: "some avg10=00" ends at `whole`.
+      const double fraction =
+          decimals == 0
+              ? 0.0
+              : static_cast<double>(*reference_decimal(rest.substr(whole.size() + 1, decimals))) /
+                    std::pow(10.0, static_cast<double>(decimals));
+      const double value = static_cast<double>(*reference_decimal(whole)) + fraction;
       if (value <= 100) expected = value;
     }
   }
