@@ -3,6 +3,7 @@
 #include <admit/config.hpp>
 #include <admit/pool.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -25,6 +26,9 @@ TEST_CASE("PoolConfig defaults: unlimited waiters, FIFO", "[config]") {
   constexpr PoolConfig config{.memory_budget = MiB, .slots = 1};
   STATIC_REQUIRE(config.max_waiters == 0);
   STATIC_REQUIRE(config.fairness == admit::Fairness::fifo);
+  STATIC_REQUIRE(config.max_head_wait == std::chrono::milliseconds{1000});
+  STATIC_REQUIRE(config.max_pass_percent == 100);
+  STATIC_REQUIRE(config.lanes_clock == nullptr);
   STATIC_REQUIRE(PoolConfig::max_memory_budget == (std::uint64_t{1} << 43) - 1);
   STATIC_REQUIRE(PoolConfig::max_slots == (1u << 20) - 1);
 }
@@ -54,7 +58,25 @@ TEST_CASE("an out-of-range fairness value is refused, naming the field", "[confi
   const PoolConfig config{
       .memory_budget = MiB, .slots = 1, .fairness = static_cast<admit::Fairness>(7)};
   CHECK(contains(invalid_argument_message([&] { SlotPool pool{config}; }),
-                 "admit::PoolConfig::fairness must be Fairness::fifo or Fairness::barging, got 7"));
+                 "admit::PoolConfig::fairness must be Fairness::fifo, Fairness::barging or "
+                 "Fairness::lanes, got 7"));
+}
+
+TEST_CASE("lanes settings out of range are refused, naming the field", "[config][validation]") {
+  const auto message = [](PoolConfig config) {
+    return invalid_argument_message([&] { SlotPool pool{config}; });
+  };
+  PoolConfig config{.memory_budget = MiB, .slots = 1, .fairness = admit::Fairness::lanes};
+  config.max_pass_percent = 101;
+  CHECK(message(config) == "admit::PoolConfig::max_pass_percent must be in 0..100, got 101");
+  config.max_pass_percent = 0;
+  config.max_head_wait = std::chrono::milliseconds{-1};
+  CHECK(message(config) == "admit::PoolConfig::max_head_wait must be at least 0 ms, got -1 ms");
+  // The bounds themselves are valid; so are the other modes with lanes settings left alone.
+  config.max_head_wait = std::chrono::milliseconds{0};
+  CHECK_FALSE(admit::validation_error(config).has_value());
+  config.max_pass_percent = 100;
+  CHECK_FALSE(admit::validation_error(config).has_value());
 }
 
 TEST_CASE("PoolConfig validation_error is the constructor's message, without throwing",
@@ -65,6 +87,7 @@ TEST_CASE("PoolConfig validation_error is the constructor's message, without thr
       {.memory_budget = MiB, .slots = 0},
       {.memory_budget = MiB, .slots = PoolConfig::max_slots + 1},
       {.memory_budget = MiB, .slots = 1, .fairness = static_cast<admit::Fairness>(7)},
+      {.memory_budget = MiB, .slots = 1, .max_pass_percent = 1000},
       {.memory_budget = 0, .slots = 0},  // the first field out of range is named
   };
   for (const PoolConfig& config : bad) {

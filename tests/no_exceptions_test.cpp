@@ -123,7 +123,8 @@ void validation_errors_name_the_field() {
               "admit::PoolConfig::slots must be in 1..1048575, got 0", "slots 0");
   check_equal(admit::validation_error(
                   {.memory_budget = MiB, .slots = 1, .fairness = static_cast<admit::Fairness>(9)}),
-              "admit::PoolConfig::fairness must be Fairness::fifo or Fairness::barging, got 9",
+              "admit::PoolConfig::fairness must be Fairness::fifo, Fairness::barging or "
+              "Fairness::lanes, got 9",
               "fairness out of range");
 
   const std::array<admit::Tier, 2> bad_tiers{{{admit::GiB, 120}, {admit::Tier::unbounded, 5}}};

@@ -9,6 +9,7 @@
 // the same message and aborts; validation_error() checks first).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -32,7 +33,30 @@ enum class Fairness : std::uint8_t {
   /// long as smaller ones keep arriving (starvation). Use it only when that
   /// is acceptable, for example when every upload has a short deadline.
   barging,
+  /// FIFO with bounded passing. While a head waits, a request that fits now
+  /// may go past it (try_acquire, try_grow, and waiters behind it when a
+  /// release frees room) until the head's passing window closes; then nobody
+  /// passes, as in FIFO. A head's window opens when it becomes the head and
+  /// closes once PoolConfig::max_head_wait has gone by or once the requests
+  /// that passed it hold max_pass_percent of the bytes the head needs (a
+  /// request that would take them beyond that share does not pass; a head
+  /// that needs no bytes has no share, so nobody passes it).
+  ///
+  /// Guarantee: a head is admitted as soon as, after its window closed, the
+  /// reservations held at that moment have given back what it needs; with the
+  /// budget unchanged and no pressure, that is at the latest when all of them
+  /// have been given back. So if no upload holds its reservation longer than
+  /// T, every head is admitted within max_head_wait + T of becoming the head.
+  /// Passers take at most max_pass_percent of the head's bytes in all, never
+  /// more. Small uploads flow while a large one waits, and the large one is
+  /// not starved.
+  lanes,
 };
+
+/// Where Fairness::lanes reads the time; nullptr means steady_clock::now.
+/// A plain function pointer, so a simulator or a test can run lanes on its
+/// own clock without the pool storing anything that allocates.
+using LanesClock = std::chrono::steady_clock::time_point (*)() noexcept;
 
 /// Members are declared in this order so that designated initializers work:
 ///     admit::PoolConfig{.memory_budget = 200 * admit::MiB, .slots = 16}
@@ -47,6 +71,14 @@ struct PoolConfig {
   /// Keep a record of every live reservation for SlotPool::reservations()
   /// and admit::describe: 64 bytes per slot (reservation_record.hpp).
   bool track_reservations = false;
+  /// Fairness::lanes: how long requests may pass a head, from when it became
+  /// the head; 0 makes lanes behave as FIFO. At least 0.
+  std::chrono::milliseconds max_head_wait{1000};
+  /// Fairness::lanes: the share of the head's bytes that the requests passing
+  /// it may take in all, in percent; 0 makes lanes behave as FIFO. 0..100.
+  std::uint32_t max_pass_percent = 100;
+  /// Fairness::lanes: the clock windows are measured on (see LanesClock).
+  LanesClock lanes_clock = nullptr;
 };
 
 namespace detail {
@@ -78,9 +110,17 @@ inline std::optional<std::string> memory_budget_error(std::uint64_t memory_budge
     return detail::config_error("slots", "in 1.." + std::to_string(PoolConfig::max_slots),
                                 config.slots);
   }
-  if (config.fairness != Fairness::fifo && config.fairness != Fairness::barging) {
-    return detail::config_error("fairness", "Fairness::fifo or Fairness::barging",
+  if (config.fairness != Fairness::fifo && config.fairness != Fairness::barging &&
+      config.fairness != Fairness::lanes) {
+    return detail::config_error("fairness", "Fairness::fifo, Fairness::barging or Fairness::lanes",
                                 static_cast<std::uint64_t>(config.fairness));
+  }
+  if (config.max_head_wait.count() < 0) {
+    return std::string{"admit::PoolConfig::max_head_wait must be at least 0 ms, got "} +
+           std::to_string(config.max_head_wait.count()) + " ms";
+  }
+  if (config.max_pass_percent > 100) {
+    return detail::config_error("max_pass_percent", "in 0..100", config.max_pass_percent);
   }
   return std::nullopt;
 }

@@ -21,13 +21,16 @@
 // Fairness (PoolConfig::fairness): FIFO by default. Once anyone waits,
 // try_acquire, try_grow and new waiters do not pass the queue's head, so a
 // large upload is not starved by a stream of small ones. See Fairness for the
-// barging alternative and its trade-off.
+// barging alternative and its trade-off, and for lanes: requests that fit
+// may pass a waiting head within a bound (PoolConfig::max_head_wait,
+// max_pass_percent) that still admits the head in bounded time.
 //
 // Guarantees
 //   - Bytes in use never exceed the budget in force when they were admitted;
 //     slots in use never exceed the slot count.
 //   - When nobody waits, try_acquire, release and every SlotReservation
-//     operation are lock-free, allocation-free and noexcept.
+//     operation are lock-free, allocation-free and noexcept. (With waiters, a
+//     lanes pool's try_acquire and try_grow take the pool's lock to pass.)
 //   - Every slot and byte handed out comes back exactly once; every waiter is
 //     answered exactly once (admitted, timeout, cancelled, closed, too_large).
 //   - A reservation given back twice (a bitwise copy; GCC 12 and
@@ -101,7 +104,8 @@ class SlotPool {
 
   /// Admits an upload of `declared_size` bytes now, or refuses it: never waits.
   /// Refusal order: closed, too_large, pressure, no_slot, no_memory (and, in
-  /// FIFO mode while others wait, no_slot or no_memory: what is free is theirs).
+  /// FIFO mode while others wait, no_slot or no_memory: what is free is theirs;
+  /// in lanes mode the same once the head's passing window is closed).
   [[nodiscard]] ADMIT_ALWAYS_INLINE Admission try_acquire(std::uint64_t declared_size) noexcept {
     const std::uint64_t needed = policy_.bytes_for(declared_size);
     return answer(declared_size, needed, core_.try_acquire(declared_size, needed));

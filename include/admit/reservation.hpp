@@ -129,7 +129,8 @@ class [[nodiscard]] SlotReservation {
   /// Never takes the pool past its budget. Refused with Reason::too_large when
   /// bytes() + extra_bytes exceeds the whole budget, with Reason::pressure
   /// while the pool is under pressure, with Reason::no_memory when it does
-  /// not fit now, and with Reason::closed on an empty reservation
+  /// not fit now or is owed to a waiting request (FIFO; lanes once the
+  /// head's window is closed), and with Reason::closed on an empty reservation
   /// (or a stale copy, which becomes empty: see the file comment).
   /// Growing by zero always succeeds on a held reservation.
   GrowResult try_grow(std::uint64_t extra_bytes) noexcept {

@@ -28,6 +28,10 @@
 //   stays exact within the guarantee slot_bitmap.hpp states. A reservation's
 //   try_grow and shrink check its claim first (check_current), so a stale
 //   copy moves no bytes either.
+// Lanes (Fairness::lanes): a request that finds waiters takes mutex_ and goes
+//   past the head only through its window (head_since_, passed_bytes_, under
+//   mutex_; see Fairness::lanes); dispatch lets waiters behind the head pass
+//   the same way. Without waiters a lanes pool runs the same fast path.
 // Slow path: a release whose fetch_sub saw the attention bit takes mutex_ and
 //   hands the capacity to the queue (dispatch_locked). No wake-up is lost: a
 //   waiter sets the bit (an RMW on state_, under mutex_) and then retries
@@ -58,6 +62,7 @@
 #include "../config.hpp"
 #include "../rejection.hpp"
 #include "../stats.hpp"
+#include "compiler.hpp"
 #include "packed_state.hpp"
 #include "reservation_table.hpp"
 #include "slot_bitmap.hpp"
@@ -77,8 +82,12 @@ class alignas(cache_line_size) PoolCore {
   explicit PoolCore(const PoolConfig& config)
       : budget_{validated(config).memory_budget},
         slots_{config.slots},
-        fifo_{config.fairness == Fairness::fifo},
+        fifo_{config.fairness != Fairness::barging},
+        lanes_{config.fairness == Fairness::lanes},
         max_waiters_{config.max_waiters},
+        max_head_wait_{config.max_head_wait},
+        max_pass_percent_{config.max_pass_percent},
+        lanes_clock_{config.lanes_clock},
         bitmap_{config.slots},
         table_{config.track_reservations ? std::make_unique<ReservationTable>(config.slots)
                                          : nullptr} {}
@@ -127,8 +136,12 @@ class alignas(cache_line_size) PoolCore {
         if (pressure_flag()) {
           return rejection(Reason::pressure, declared_size, extra, word, budget);
         }
-        // FIFO: bytes a waiter is owed do not go to a running upload first.
+        // FIFO: bytes a waiter is owed do not go to a running upload first;
+        // lanes: unless the head's passing window is open.
         if (queue_has_priority()) {
+          if (lanes_ && pass_grow(extra)) return std::nullopt;
+          // relaxed: the figures of the refusal only.
+          word = state_.load(std::memory_order_relaxed);
           return rejection(Reason::no_memory, declared_size, extra, word, budget);
         }
       }
@@ -305,12 +318,8 @@ class alignas(cache_line_size) PoolCore {
                                                         : Reason::pressure;
           return {false, why, {}, word, budget};
         }
-        if (queue_has_priority()) {
-          // FIFO: what is free is owed to the waiters ahead of us.
-          if (needed > budget) return {false, Reason::too_large, {}, word, budget};
-          const bool no_slot = packed::slots(word) >= slots_;
-          return {false, no_slot ? Reason::no_slot : Reason::no_memory, {}, word, budget};
-        }
+        // FIFO: what is free is owed to the waiters ahead of us.
+        if (queue_has_priority()) return behind_queue(needed, word, budget);
       }
       if (needed > budget) return {false, Reason::too_large, {}, word, budget};
       if (packed::slots(word) >= slots_) return {false, Reason::no_slot, {}, word, budget};
@@ -325,6 +334,73 @@ class alignas(cache_line_size) PoolCore {
         return {true, Reason::too_large, bitmap_.claim(), taken, budget};
       }
     }
+  }
+
+  /// A request that found waiters ahead of it (FIFO or lanes): refused as
+  /// FIFO wants, or in lanes mode admitted past the head if its window is
+  /// open. Out of line and cold: the fast path without waiters stays small.
+  ADMIT_COLD Attempt behind_queue(std::uint64_t needed, std::uint64_t word,
+                                  std::uint64_t budget) noexcept {
+    if (needed > budget) return {false, Reason::too_large, {}, word, budget};
+    if (lanes_) {
+      const std::scoped_lock lock{mutex_};
+      if (const Blocked blocked = blocked_.load(std::memory_order_relaxed);
+          blocked != Blocked::no) {
+        // Closed or under pressure since the caller looked (under mutex_: exact).
+        return {false, blocked == Blocked::closed ? Reason::closed : Reason::pressure, {},
+                state_.load(std::memory_order_relaxed), budget};
+      }
+      if (may_pass_locked(needed) == Pass::open) {
+        const Attempt a = attempt</*ForQueue=*/true>(needed);
+        if (a.admitted) passed_locked(needed);
+        return a;
+      }
+      // relaxed: the figures of the refusal only.
+      word = state_.load(std::memory_order_relaxed);
+    }
+    const bool no_slot = packed::slots(word) >= slots_;
+    return {false, no_slot ? Reason::no_slot : Reason::no_memory, {}, word, budget};
+  }
+
+  /// Lanes: try_grow past a waiting head, if its window is open.
+  ADMIT_COLD bool pass_grow(std::uint64_t extra) noexcept {
+    const std::scoped_lock lock{mutex_};
+    // Closed or pressure since the caller looked: grown by nobody.
+    if (blocked_.load(std::memory_order_relaxed) != Blocked::no) return false;
+    if (may_pass_locked(extra) != Pass::open) return false;
+    // relaxed: the budget is a plain setting, as in attempt().
+    const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+    // relaxed: a first guess, validated by the CAS below.
+    std::uint64_t word = state_.load(std::memory_order_relaxed);
+    do {
+      if (extra > available(word, budget)) return false;
+      // acquire/relaxed: as in attempt().
+    } while (!state_.compare_exchange_weak(word, word + extra, std::memory_order_acquire,
+                                           std::memory_order_relaxed));
+    note_peaks(word + extra);
+    passed_locked(extra);
+    return true;
+  }
+
+  /// Lanes: may a request of `needed` bytes pass the head now? open: yes;
+  /// too_big: not this one, but a smaller one may; closed: nobody may.
+  enum class Pass : std::uint8_t { open, too_big, closed };
+  Pass may_pass_locked(std::uint64_t needed) const noexcept;
+
+  /// Lanes: `bytes` passed the head. Under mutex_.
+  void passed_locked(std::uint64_t bytes) noexcept {
+    if (!queue_.empty()) passed_bytes_ += bytes;
+  }
+
+  /// Lanes: the queue's front changed to a new head; its window opens now.
+  void new_head_locked() noexcept {
+    if (!lanes_) return;
+    head_since_ = lanes_now();
+    passed_bytes_ = 0;
+  }
+
+  std::chrono::steady_clock::time_point lanes_now() const noexcept {
+    return lanes_clock_ != nullptr ? lanes_clock_() : std::chrono::steady_clock::now();
   }
 
   /// Whether everyone new is refused, and why: closed_ and pressure_ in one
@@ -493,8 +569,12 @@ class alignas(cache_line_size) PoolCore {
   // Read on every admission, written only by configuration changes.
   alignas(cache_line_size) std::atomic<std::uint64_t> budget_;
   const std::uint32_t slots_;
-  const bool fifo_;
+  const bool fifo_;   // FIFO or lanes: newcomers do not simply pass waiters
+  const bool lanes_;  // Fairness::lanes
   const std::uint32_t max_waiters_;
+  const std::chrono::milliseconds max_head_wait_;  // Fairness::lanes
+  const std::uint32_t max_pass_percent_;           // Fairness::lanes
+  const LanesClock lanes_clock_;                   // Fairness::lanes
   SlotBitmap bitmap_;
   const std::unique_ptr<ReservationTable> table_;  // PoolConfig::track_reservations
   // Written only while a peak is being raised.
@@ -516,6 +596,10 @@ class alignas(cache_line_size) PoolCore {
   std::thread timer_;  // started by the first async deadline
   std::condition_variable timer_wakeup_;
   bool timer_stop_ = false;  // guarded by mutex_
+  // Fairness::lanes, guarded by mutex_: when the head became the head, and
+  // the bytes that passed it since.
+  std::chrono::steady_clock::time_point head_since_{};
+  std::uint64_t passed_bytes_ = 0;
 };
 
 }  // namespace admit::detail

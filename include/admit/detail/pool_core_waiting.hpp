@@ -199,6 +199,7 @@ inline std::optional<CoreAdmission> PoolCore::enqueue_locked(Waiter& w) noexcept
   }
   w.state = Waiter::State::queued;
   queue_.push_back(w);
+  if (queue_.front() == &w) new_head_locked();
   // relaxed: published by the release RMW in update_attention_locked.
   queued_.fetch_add(1, std::memory_order_relaxed);
   // relaxed: a statistic, written only under mutex_.
@@ -214,10 +215,17 @@ inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
   if (!pressure_.load(std::memory_order_relaxed)) {
     for (Waiter* w = queue_.front(); w != nullptr;) {
       Waiter* const next = w->next;
-      if (const Attempt a = attempt</*ForQueue=*/true>(w->needed); a.admitted) {
-        grant_locked(*w, a.claim, ready);
-      } else if (fifo_) {
-        break;  // nobody passes the head
+      // Lanes: a waiter behind the head goes only through the head's window.
+      const bool passing = lanes_ && w != queue_.front();
+      const Pass pass = passing ? may_pass_locked(w->needed) : Pass::open;
+      if (pass == Pass::closed) break;
+      if (pass == Pass::open) {
+        if (const Attempt a = attempt</*ForQueue=*/true>(w->needed); a.admitted) {
+          if (passing) passed_locked(w->needed);
+          grant_locked(*w, a.claim, ready);
+        } else if (fifo_ && !lanes_) {
+          break;  // nobody passes the head
+        }
       }
       w = next;
     }
@@ -243,12 +251,23 @@ inline void PoolCore::answer_locked(Waiter& w, Reason reason, ReadyList& ready) 
 }
 
 inline void PoolCore::dequeue_locked(Waiter& w) noexcept {
+  const bool was_head = queue_.front() == &w;
   queue_.remove(w);
+  if (was_head && !queue_.empty()) new_head_locked();
   // relaxed: a count read by stats() and, after the attention bit, by
   // queue_has_priority(); update_attention_locked() follows every change.
   queued_.fetch_sub(1, std::memory_order_relaxed);
   // relaxed: a statistic, written only under mutex_.
   queued_bytes_.fetch_sub(w.needed, std::memory_order_relaxed);
+}
+
+inline PoolCore::Pass PoolCore::may_pass_locked(std::uint64_t needed) const noexcept {
+  const Waiter* const head = queue_.front();
+  if (head == nullptr) return Pass::open;  // nobody to pass
+  // At most 2^43 * 100: no overflow.
+  const std::uint64_t share = head->needed * max_pass_percent_ / 100;
+  if (passed_bytes_ >= share || lanes_now() - head_since_ >= max_head_wait_) return Pass::closed;
+  return needed > share - passed_bytes_ ? Pass::too_big : Pass::open;
 }
 
 inline void PoolCore::complete_outside(std::unique_lock<std::mutex>& lock,
