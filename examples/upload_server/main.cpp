@@ -358,7 +358,9 @@ int run(const upload_server::Options& options) {
   // server, so both must still exist.
   upload_server::Pool pool{admit::PoolConfig{.memory_budget = budget.budget,
                                              .slots = options.slots,
-                                             .track_reservations = options.track_reservations},
+                                             .fairness = options.fairness,
+                                             .track_reservations = options.track_reservations,
+                                             .max_head_wait = options.max_head_wait},
                            options.policy};
 
   // --max-connections 0: what the descriptor limit leaves after the reserve.
@@ -425,6 +427,12 @@ int run(const upload_server::Options& options) {
              options.policy.name(), pool.memory_budget(), options.slots, options.wait.count(),
              options.admission ? "on" : "off",
              options.buffer == upload_server::BufferMode::memory ? "memory" : "stream");
+  if (options.fairness != admit::Fairness::fifo) {
+    fmt::print("fairness {}\n", options.fairness == admit::Fairness::barging
+                                     ? "barging"
+                                     : fmt::format("lanes, passing for at most {} ms",
+                                                   options.max_head_wait.count()));
+  }
   if (follower) {
     fmt::print("memory: following every {} ms; pressure on at {}% of the limit, off at {}%\n",
                options.follow_memory.count(), options.pressure_high, options.pressure_low);

@@ -120,7 +120,7 @@ struct Flag {
   void (*apply)(Options&, std::string_view value);
 };
 
-constexpr std::array<Flag, 24> flags{{
+constexpr std::array<Flag, 26> flags{{
     {"--host", true,
      [](Options& o, std::string_view v) {
        if (v.empty()) reject("a host name or address", v);
@@ -143,6 +143,20 @@ constexpr std::array<Flag, 24> flags{{
        o.policy_text = v;
      }},
     {"--wait", true, [](Options& o, std::string_view v) { o.wait = parse_duration(v); }},
+    {"--fairness", true,
+     [](Options& o, std::string_view v) {
+       if (v == "fifo") {
+         o.fairness = admit::Fairness::fifo;
+       } else if (v == "barging") {
+         o.fairness = admit::Fairness::barging;
+       } else if (v == "lanes") {
+         o.fairness = admit::Fairness::lanes;
+       } else {
+         reject("fifo, barging or lanes", v);
+       }
+     }},
+    {"--max-head-wait", true,
+     [](Options& o, std::string_view v) { o.max_head_wait = parse_duration(v); }},
     {"--max-body", true,
      [](Options& o, std::string_view v) {
        o.max_body = parse_size(v);
@@ -214,7 +228,11 @@ const Flag* find_flag(std::string_view name) {
 
 // A flag that would change nothing without another is refused rather than
 // ignored: the operator meant something by it.
-void check_combinations(const Options& options, bool pressure_given, bool memory_root_given) {
+void check_combinations(const Options& options, bool pressure_given, bool memory_root_given,
+                        bool max_head_wait_given) {
+  if (max_head_wait_given && options.fairness != admit::Fairness::lanes) {
+    throw std::invalid_argument("--max-head-wait: takes effect only with --fairness lanes");
+  }
   if (options.follow_memory > std::chrono::milliseconds::zero() && !options.budget_rule) {
     throw std::invalid_argument(
         "--follow-memory: needs --budget auto[:PERCENT%[-SIZE]]; a budget given as a size does "
@@ -236,6 +254,7 @@ Options parse_options(std::span<const std::string_view> args) {
   Options options;
   bool pressure_given = false;
   bool memory_root_given = false;
+  bool max_head_wait_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view name = args[i];
     std::optional<std::string_view> value;
@@ -265,8 +284,11 @@ Options parse_options(std::span<const std::string_view> args) {
     }
     pressure_given = pressure_given || flag->name == "--pressure";
     memory_root_given = memory_root_given || flag->name == "--memory-root";
+    max_head_wait_given = max_head_wait_given || flag->name == "--max-head-wait";
   }
-  if (!options.help) check_combinations(options, pressure_given, memory_root_given);
+  if (!options.help) {
+    check_combinations(options, pressure_given, memory_root_given, max_head_wait_given);
+  }
   return options;
 }
 
@@ -292,6 +314,14 @@ what it admits (admit::describe); SIGINT or SIGTERM shut it down.
                          flat:PERCENT   the same percentage of every upload
                          fixed:SIZE     the same bytes for every upload
   --wait DURATION      how long an upload may wait for room (default 0: refuse)
+  --fairness fifo|barging|lanes
+                       who goes first among waiting uploads: fifo, in order of
+                       arrival; barging, whoever fits; lanes, in order, but
+                       uploads that fit may pass a waiting one for at most
+                       --max-head-wait (default fifo)
+  --max-head-wait DURATION
+                       with --fairness lanes, how long uploads may pass the
+                       first waiting one (default 1s)
   --max-body SIZE      largest upload accepted (default 64GiB)
   --admission on|off   off admits every upload, to compare (default on)
   --fsync on|off       off stores uploads without waiting for the disk (fsync):

@@ -41,6 +41,9 @@ struct Options {
   AnyPolicy policy;                          ///< --policy: bytes each upload reserves
   std::string policy_text = "tiered";        ///< --policy as given, for logs
   std::chrono::milliseconds wait{0};         ///< --wait: queue for room this long
+  admit::Fairness fairness = admit::Fairness::fifo;  ///< --fairness: who goes first
+  /// --max-head-wait: how long uploads may pass a waiting one (--fairness lanes).
+  std::chrono::milliseconds max_head_wait = admit::PoolConfig{}.max_head_wait;
   std::uint64_t max_body = 64 * admit::GiB;  ///< --max-body: largest upload
   bool admission = true;                     ///< --admission off: admit everything
   /// --fsync off: commit an upload without fsync(2) of the file and the

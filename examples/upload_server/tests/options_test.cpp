@@ -182,6 +182,8 @@ TEST_CASE("parse_options: no arguments give the documented defaults", "[options]
   CHECK(o.policy.name() == "tiered");
   CHECK(o.policy_text == "tiered");
   CHECK(o.wait == milliseconds{0});
+  CHECK(o.fairness == admit::Fairness::fifo);
+  CHECK(o.max_head_wait == milliseconds{1'000});
   CHECK(o.max_body == 64 * GiB);
   CHECK(o.admission);
   CHECK(o.fsync);
@@ -213,6 +215,8 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
       {"--slots", "4"},
       {"--policy", "fixed:8MiB"},
       {"--wait", "2s"},
+      {"--fairness", "lanes"},
+      {"--max-head-wait", "250ms"},
       {"--max-body", "1TiB"},
       {"--admission", "off"},
       {"--fsync", "off"},
@@ -250,6 +254,8 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(o.policy.name() == "fixed:8388608");
   CHECK(o.policy_text == "fixed:8MiB");
   CHECK(o.wait == milliseconds{2'000});
+  CHECK(o.fairness == admit::Fairness::lanes);
+  CHECK(o.max_head_wait == milliseconds{250});
   CHECK(o.max_body == TiB);
   CHECK_FALSE(o.admission);
   CHECK_FALSE(o.fsync);
@@ -271,6 +277,8 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(parse({"--budget", "1GiB"}).budget == GiB);
   CHECK(parse({"--help"}).help);
   CHECK(parse({"--admission", "on"}).admission);
+  CHECK(parse({"--fairness", "barging"}).fairness == admit::Fairness::barging);
+  CHECK(parse({"--fairness", "lanes", "--fairness=fifo"}).fairness == admit::Fairness::fifo);
   CHECK(parse({"--fsync", "off", "--fsync=on"}).fsync);
   CHECK(parse({"--hash-threads", "0"}).hash_threads == 0U);
   CHECK_FALSE(parse({"--hash-threads", "2", "--hash-threads=auto"}).hash_threads.has_value());
@@ -360,6 +368,12 @@ TEST_CASE("parse_options refuses the memory flags where they would do nothing",
   CHECK(parse({"--follow-memory", "1s", "--budget", "auto"}).follow_memory == milliseconds{1'000});
   CHECK(parse({"--memory-root", "/tmp/x", "--budget", "auto:50%"}).memory_root == "/tmp/x");
   CHECK(parse({"--follow-memory", "1s", "--help"}).help);
+  CHECK(parse_error({"--max-head-wait", "2s"}) ==
+        "--max-head-wait: takes effect only with --fairness lanes");
+  CHECK(parse_error({"--fairness", "lanes", "--max-head-wait", "2s", "--fairness", "fifo"}) ==
+        "--max-head-wait: takes effect only with --fairness lanes");
+  CHECK(parse({"--max-head-wait", "2s", "--fairness", "lanes"}).max_head_wait ==
+        milliseconds{2'000});
 }
 
 TEST_CASE("parse_options errors name the flag and quote the value", "[options]") {
@@ -382,6 +396,10 @@ TEST_CASE("parse_options errors name the flag and quote the value", "[options]")
   CHECK(parse_error({"--admission", "yes"}) == "--admission: expected on or off, got 'yes'");
   CHECK(parse_error({"--fsync", "no"}) == "--fsync: expected on or off, got 'no'");
   CHECK(parse_error({"--fsync"}) == "--fsync: missing value");
+  CHECK(parse_error({"--fairness", "fair"}) ==
+        "--fairness: expected fifo, barging or lanes, got 'fair'");
+  CHECK(parse_error({"--max-head-wait", "1"}) ==
+        "--max-head-wait: expected a duration such as 250ms or 1.5s, got '1'");
   CHECK(parse_error({"--buffer", "ram"}) == "--buffer: expected stream or memory, got 'ram'");
   CHECK(parse_error({"--buffer="}) == "--buffer: expected stream or memory, got ''");
   CHECK(parse_error({"--buffer"}) == "--buffer: missing value");
@@ -426,6 +444,8 @@ TEST_CASE("usage names the program and documents every flag", "[options]") {
                                                  "--slots",
                                                  "--policy",
                                                  "--wait",
+                                                 "--fairness",
+                                                 "--max-head-wait",
                                                  "--max-body",
                                                  "--admission",
                                                  "--fsync",

@@ -86,6 +86,12 @@ int main() {
                                      .max_waiters = 4,
                                      .fairness = admit::Fairness::barging};
   if (admit::validation_error(config)) return 1;
+  constexpr admit::PoolConfig lanes{.memory_budget = 200 * admit::MiB,
+                                    .slots = 8,
+                                    .fairness = admit::Fairness::lanes,
+                                    .max_head_wait = std::chrono::milliseconds{250},
+                                    .max_pass_percent = 30};
+  if (admit::validation_error(lanes)) return 1;
   const std::optional<admit::MemoryFacts> facts = admit::read_memory_facts();
   const std::uint64_t budget =
       facts ? admit::budget_for(*facts, {.percent = 80, .reserve_bytes = 64 * admit::MiB}) : 0;
