@@ -70,6 +70,7 @@ CASES: dict[str, tuple[Case, float]] = {
     "curl_too_large": (e2e_http.curl_too_large, LIMIT),
     "overload": (e2e_admission.overload, LIMIT),
     "wait_for_room": (e2e_admission.wait_for_room, LIMIT),
+    "wait_lanes": (e2e_admission.wait_lanes, LIMIT),
     "wait_timeout": (e2e_admission.wait_timeout, LIMIT),
     "wait_abandoned": (e2e_admission.wait_abandoned, LIMIT),
     "retry_after_pace": (e2e_admission.retry_after_pace, LIMIT),

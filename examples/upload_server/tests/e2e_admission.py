@@ -127,6 +127,62 @@ async def wait_for_room(ctx: Ctx) -> None:
           f"expected no double releases, got {m.summary()}")
 
 
+async def wait_lanes(ctx: Ctx) -> None:
+    """--fairness lanes: while an 8 MiB WebSocket upload waits for room behind a held
+    4 MiB one, a 1 MiB curl upload that fits passes it (201 at once, where FIFO makes it
+    wait); once the waiting upload has been first for --max-head-wait, a 1 MiB upload
+    waits behind it instead, and both are admitted when the holder finishes."""
+    ctx.start_server("--budget", "10MiB", "--slots", "4", "--policy", "flat:100",
+                     "--wait", "20s", "--fairness", "lanes", "--max-head-wait", "2s")
+    data_a = payload(4 * MiB, seed=31)
+    a = await hold(ctx, "a.bin", len(data_a))
+    data_b = payload(8 * MiB, seed=32)
+    b = ctx.upload("b.bin", len(data_b))
+    await b.connect()
+    await b.send_header()
+    b_answer = asyncio.ensure_future(b.first_answer(30))
+    data_d = payload(MiB, seed=34)
+    d = ctx.upload("d.bin", len(data_d))
+    try:
+        await ctx.wait_metrics(lambda m: m["admit_waiters"] == 1, "admit_waiters 1", timeout=3)
+        queued_at = time.monotonic()
+
+        data_c = payload(MiB, seed=33)
+        r = await ctx.curl_raw(ctx.write_file("c.bin", data_c), "c.bin",
+                               "--expect100-timeout", "30")
+        passed_after = time.monotonic() - queued_at
+        check(r.status == 201, f"expected the 1 MiB upload to pass the waiting one (201), "
+                               f"got {r.describe()}")
+        ctx.expect_stored(r.json(), data_c, "c.bin")
+        check(not b_answer.done(), f"expected 'b.bin' to keep waiting, it got an answer: "
+                                   f"{b.ready or b.refused}")
+        log(f"1 MiB upload passed the waiting 8 MiB one after {passed_after:.2f} s")
+
+        # The window closes 2 s after 'b.bin' became first: then nobody passes it.
+        await asyncio.sleep(max(0.0, 2.3 - (time.monotonic() - queued_at)))
+        await d.connect()
+        await d.send_header()
+        d_answer = asyncio.ensure_future(d.first_answer(30))
+        await ctx.wait_metrics(lambda m: m["admit_waiters"] == 2, "admit_waiters 2", timeout=3)
+        await asyncio.sleep(0.3)
+        check(not d_answer.done(), f"expected 'd.bin' to wait behind 'b.bin' once the window "
+                                   f"closed, it got an answer: {d.ready or d.refused}")
+
+        await finish(a, data_a)
+        for up, answer in ((b, b_answer), (d, d_answer)):
+            ready = await within(asyncio.shield(answer), 30, f"'{up.name}' to be admitted")
+            check(ready is not None, f"expected '{up.name}' to get ready, it was closed with "
+                                     f"{up.refused}")
+        await asyncio.gather(finish(b, data_b), finish(d, data_d))
+    finally:
+        if not b_answer.done():
+            b_answer.cancel()
+    await ctx.wait_store(["a.bin", "b.bin", "c.bin", "d.bin"])
+    m = await ctx.wait_idle()
+    check(m["admit_admitted_total"] == 4 and all(m.rejected(r) == 0 for r in REASONS),
+          f"expected 4 admitted and nothing refused, got {m.summary()}")
+
+
 async def wait_timeout(ctx: Ctx) -> None:
     """--slots 1 --wait 300ms with a holder that does not finish: curl gets 503 timeout
     (with Retry-After) and a WebSocket upload is closed 1013, each after >= ~300 ms."""
