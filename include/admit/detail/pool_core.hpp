@@ -142,7 +142,9 @@ class alignas(cache_line_size) PoolCore {
           if (lanes_ && pass_grow(extra)) return std::nullopt;
           // relaxed: the figures of the refusal only.
           word = state_.load(std::memory_order_relaxed);
-          return rejection(Reason::no_memory, declared_size, extra, word, budget);
+          // Pressure may have come on while pass_grow waited for the lock.
+          const Reason why = lanes_ && pressure_flag() ? Reason::pressure : Reason::no_memory;
+          return rejection(why, declared_size, extra, word, budget);
         }
       }
       if (extra > available(word, budget)) {
@@ -339,48 +341,10 @@ class alignas(cache_line_size) PoolCore {
   /// A request that found waiters ahead of it (FIFO or lanes): refused as
   /// FIFO wants, or in lanes mode admitted past the head if its window is
   /// open. Out of line and cold: the fast path without waiters stays small.
-  ADMIT_COLD Attempt behind_queue(std::uint64_t needed, std::uint64_t word,
-                                  std::uint64_t budget) noexcept {
-    if (needed > budget) return {false, Reason::too_large, {}, word, budget};
-    if (lanes_) {
-      const std::scoped_lock lock{mutex_};
-      if (const Blocked blocked = blocked_.load(std::memory_order_relaxed);
-          blocked != Blocked::no) {
-        // Closed or under pressure since the caller looked (under mutex_: exact).
-        return {false, blocked == Blocked::closed ? Reason::closed : Reason::pressure, {},
-                state_.load(std::memory_order_relaxed), budget};
-      }
-      if (may_pass_locked(needed) == Pass::open) {
-        const Attempt a = attempt</*ForQueue=*/true>(needed);
-        if (a.admitted) passed_locked(needed);
-        return a;
-      }
-      // relaxed: the figures of the refusal only.
-      word = state_.load(std::memory_order_relaxed);
-    }
-    const bool no_slot = packed::slots(word) >= slots_;
-    return {false, no_slot ? Reason::no_slot : Reason::no_memory, {}, word, budget};
-  }
+  Attempt behind_queue(std::uint64_t needed, std::uint64_t word, std::uint64_t budget) noexcept;
 
   /// Lanes: try_grow past a waiting head, if its window is open.
-  ADMIT_COLD bool pass_grow(std::uint64_t extra) noexcept {
-    const std::scoped_lock lock{mutex_};
-    // Closed or pressure since the caller looked: grown by nobody.
-    if (blocked_.load(std::memory_order_relaxed) != Blocked::no) return false;
-    if (may_pass_locked(extra) != Pass::open) return false;
-    // relaxed: the budget is a plain setting, as in attempt().
-    const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
-    // relaxed: a first guess, validated by the CAS below.
-    std::uint64_t word = state_.load(std::memory_order_relaxed);
-    do {
-      if (extra > available(word, budget)) return false;
-      // acquire/relaxed: as in attempt().
-    } while (!state_.compare_exchange_weak(word, word + extra, std::memory_order_acquire,
-                                           std::memory_order_relaxed));
-    note_peaks(word + extra);
-    passed_locked(extra);
-    return true;
-  }
+  bool pass_grow(std::uint64_t extra) noexcept;
 
   /// Lanes: may a request of `needed` bytes pass the head now? open: yes;
   /// too_big: not this one, but a smaller one may; closed: nobody may.

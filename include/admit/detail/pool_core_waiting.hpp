@@ -261,6 +261,50 @@ inline void PoolCore::dequeue_locked(Waiter& w) noexcept {
   queued_bytes_.fetch_sub(w.needed, std::memory_order_relaxed);
 }
 
+// Out of line and cold: attempt() stays small enough to inline.
+ADMIT_COLD inline PoolCore::Attempt PoolCore::behind_queue(std::uint64_t needed,
+                                                         std::uint64_t word,
+                                                         std::uint64_t budget) noexcept {
+  if (needed > budget) return {false, Reason::too_large, {}, word, budget};
+  if (lanes_) {
+    const std::scoped_lock lock{mutex_};
+    if (const Blocked blocked = blocked_.load(std::memory_order_relaxed);
+        blocked != Blocked::no) {
+      // Closed or under pressure since the caller looked (under mutex_: exact).
+      return {false, blocked == Blocked::closed ? Reason::closed : Reason::pressure, {},
+              state_.load(std::memory_order_relaxed), budget};
+    }
+    if (may_pass_locked(needed) == Pass::open) {
+      const Attempt a = attempt</*ForQueue=*/true>(needed);
+      if (a.admitted) passed_locked(needed);
+      return a;
+    }
+    // relaxed: the figures of the refusal only.
+    word = state_.load(std::memory_order_relaxed);
+  }
+  const bool no_slot = packed::slots(word) >= slots_;
+  return {false, no_slot ? Reason::no_slot : Reason::no_memory, {}, word, budget};
+}
+
+ADMIT_COLD inline bool PoolCore::pass_grow(std::uint64_t extra) noexcept {
+  const std::scoped_lock lock{mutex_};
+  // Closed or pressure since the caller looked: grown by nobody.
+  if (blocked_.load(std::memory_order_relaxed) != Blocked::no) return false;
+  if (may_pass_locked(extra) != Pass::open) return false;
+  // relaxed: the budget is a plain setting, as in attempt().
+  const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+  // relaxed: a first guess, validated by the CAS below.
+  std::uint64_t word = state_.load(std::memory_order_relaxed);
+  do {
+    if (extra > available(word, budget)) return false;
+    // acquire/relaxed: as in attempt().
+  } while (!state_.compare_exchange_weak(word, word + extra, std::memory_order_acquire,
+                                         std::memory_order_relaxed));
+  note_peaks(word + extra);
+  passed_locked(extra);
+  return true;
+}
+
 inline PoolCore::Pass PoolCore::may_pass_locked(std::uint64_t needed) const noexcept {
   const Waiter* const head = queue_.front();
   if (head == nullptr) return Pass::open;  // nobody to pass
