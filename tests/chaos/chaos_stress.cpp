@@ -10,7 +10,11 @@
 //   (construction, assignment onto empty and onto held ones) and handed to
 //   other threads; set_label and reservations() with tracking on; while a
 //   controller moves the budget up and down (below the bytes in use too) and
-//   toggles pressure, and finally close() while all of that still runs.
+//   toggles pressure, and finally close() while all of that still runs. In
+//   each fairness mode: fifo, barging, and lanes in two settings, one whose
+//   windows close quickly on the real clock (2 ms, the whole head's bytes)
+//   and one with a small share and a long wait (25 %, 500 ms) on a fake
+//   clock (lanes.hpp) that the controller moves forward in jumps.
 //
 // How
 //   Each run builds one pool (FlatPolicy{100}: a reservation's bytes are its
@@ -48,8 +52,10 @@
 //     it; closed only once close() is under way; pressure only for
 //     try_acquire and try_grow and only if pressure was on at some point of
 //     the call; no_slot only with every slot in use; too_large only when
-//     larger than the budget it names), figures that add up, and closed for
-//     every request made after close() returned.
+//     larger than the budget it names; with barging, no_memory only when it
+//     does not fit in what is free, as fifo and lanes keep free bytes for
+//     waiters), figures that add up, and closed for every request made
+//     after close() returned.
 //   - Every async handler is called exactly once per request; requests with
 //     an expired deadline or made after close are answered before
 //     async_acquire returns; a cancel() that returns true has run the
@@ -57,7 +63,8 @@
 //     request wins, and it wins exactly when the handler got cancelled.
 //   - try_grow and shrink change bytes() by exactly what they report; grow
 //     by 0 always succeeds on a held reservation; a held reservation's grow
-//     is never refused with closed, an empty one's always is.
+//     is never refused with closed, an empty one's always is; with barging,
+//     no_memory only when the extra bytes are not free.
 //   - Moves carry slot, bytes and size and leave the source empty.
 //   - Once close() has returned, nobody waits (waiters, waiting_bytes 0).
 //   - With tracking on, each of a worker's reservations is in
@@ -72,12 +79,25 @@
 //   least coverage_ops operations on coverage_threads threads or more must
 //   also have seen every refusal reason but queue_full, every kind of
 //   admission, cancels won on both threads, budgets cut below use and
-//   budgets that settled.
+//   budgets that settled; a lanes run on the fake clock, steps of it past
+//   max_head_wait and the pool reading it.
+// Lanes has no check of its own: which request is the head, when its window
+//   opened and what passed it are known only under the pool's mutex, so
+//   whatever another thread sees (stats(), head_waiter_needs(), its own
+//   requests' state) may be stale by the time a request passes or not; and
+//   its time bound assumes an unchanged budget, no pressure and a bound on
+//   how long uploads hold, which this test breaks on purpose. It must keep
+//   every guarantee FIFO keeps, which is what the checks above are;
+//   pool_lanes_test.cpp checks the window and the share one step at a time.
 //
 // Usage: admit_chaos_stress [--ops N] [--threads T] [--seed S]
-//                           [--fairness fifo|barging|both] [--quiet] [--help]
+//                           [--fairness fifo|barging|lanes|all] [--quiet] [--help]
 //   N operations in all (default 1,000,000), split over the runs: one per
-//   fairness mode, each once untracked and once with track_reservations.
+//   fairness setting (lanes is two; default all four), each once untracked
+//   and once with track_reservations. A setting's runs have the same seeds
+//   whichever --fairness picks them: a failure in one reruns on its own with
+//   --fairness and a quarter of N for each setting picked (fifo: N/4; lanes,
+//   two settings: N/2), which gives each run as many operations as before.
 //   Memory does not grow with N; every wait in it has a deadline.
 //
 // Where (all in tests/chaos/)
@@ -88,7 +108,9 @@
 //                     boxes, and the checks of every admission and refusal
 //   worker.hpp        a worker's loop and its operations on held reservations
 //   worker_async.hpp  its async requests, cancels and lent tickets
-//   controller.hpp    the controller (budget, pressure) and the observer
+//   controller.hpp    the controller (budget, pressure, the lanes clock) and
+//                     the observer
+//   lanes.hpp         the fairness settings of the runs; the fake lanes clock
 //   chaos_stress.cpp  a run and its final checks, the arguments, main()
 #include <admit/admit.hpp>
 
@@ -111,6 +133,7 @@
 
 #include "checks.hpp"
 #include "controller.hpp"
+#include "lanes.hpp"
 #include "load.hpp"
 #include "run.hpp"
 #include "worker.hpp"
@@ -128,8 +151,14 @@ struct Totals {
   double seconds = 0;
 };
 
-const char* fairness_name(admit::Fairness f) {
-  return f == admit::Fairness::fifo ? "fifo" : "barging";
+/// "; 40 clock steps (9 past the wait), 5000 clock reads" in a run on the fake clock.
+std::string clock_figures(const Run& run, std::uint64_t reads_before) {
+  if (!run.config.mode.fake_clock) return {};
+  char text[128];
+  std::snprintf(text, sizeof text, "; %llu clock steps (%llu past the wait), %llu clock reads",
+                ull(run.clock_steps.load()), ull(run.clock_steps_past_wait.load()),
+                ull(lanes_clock_reads.load() - reads_before));
+  return text;
 }
 
 void run_once(const RunConfig& config, unsigned index, const std::string& name, bool quiet,
@@ -138,6 +167,7 @@ void run_once(const RunConfig& config, unsigned index, const std::string& name, 
   stage.store("running");
   const auto began = Clock::now();
   const std::uint64_t thread_seed = splitmix(config.seed + 0x100 * (index + 1));
+  const std::uint64_t clock_reads_before = lanes_clock_reads.load();
   Run run{config};
   std::latch start{static_cast<std::ptrdiff_t>(config.threads) + 3};
   std::thread observer{[&] { observe(run, start); }};
@@ -249,6 +279,10 @@ void run_once(const RunConfig& config, unsigned index, const std::string& name, 
     need(run.settled_checks.load(), "a settled budget checked");
     need(run.pressure_cycles.load(), "pressure");
     if (config.tracking) need(run.records_seen.load(), "a record seen by the observer");
+    if (config.mode.fake_clock) {
+      need(run.clock_steps_past_wait.load(), "a lanes clock step past max_head_wait");
+      need(lanes_clock_reads.load() - clock_reads_before, "the pool reading the lanes clock");
+    }
   }
 
   const double seconds = std::chrono::duration<double>(Clock::now() - began).count();
@@ -263,13 +297,14 @@ void run_once(const RunConfig& config, unsigned index, const std::string& name, 
     std::printf(
         "chaos [%s]: %llu ops on %u threads in %.1f s; admitted %llu (try %llu, blocking %llu, "
         "async %llu); refused %llu; cancels won %llu + %llu lent; %llu budget changes (%llu below "
-        "use, %llu settled checks); %llu pressure cycles; %llu snapshots, %llu records\n",
+        "use, %llu settled checks); %llu pressure cycles; %llu snapshots, %llu records%s\n",
         name.c_str(), ull(run_ops), config.threads, seconds, ull(s.admitted),
         ull(run.admitted_try.load()), ull(run.admitted_blocking.load()),
         ull(run.admitted_async.load()), ull(s.rejected.total()), ull(run.own_cancels_won.load()),
         ull(run.lent_cancels_won.load()), ull(run.budget_changes.load()),
         ull(run.cut_below_use.load()), ull(run.settled_checks.load()),
-        ull(run.pressure_cycles.load()), ull(run.snapshots.load()), ull(run.records_seen.load()));
+        ull(run.pressure_cycles.load()), ull(run.snapshots.load()), ull(run.records_seen.load()),
+        clock_figures(run, clock_reads_before).c_str());
   }
 }
 
@@ -279,15 +314,17 @@ struct Options {
   std::uint64_t ops = 1'000'000;
   unsigned threads = 4;
   std::uint64_t seed = 1;
-  std::vector<admit::Fairness> modes{admit::Fairness::fifo, admit::Fairness::barging};
+  std::vector<std::size_t> settings{0, 1, 2, 3};  // indices into `modes` (lanes.hpp)
   bool quiet = false;
 };
 
 constexpr const char* usage_text =
     "usage: admit_chaos_stress [--ops N] [--threads T] [--seed S]\n"
-    "                          [--fairness fifo|barging|both] [--quiet]\n"
+    "                          [--fairness fifo|barging|lanes|all] [--quiet]\n"
     "  N operations in all (default 1000000) on T worker threads (default 4), split over\n"
-    "  one run per fairness mode (default both), each untracked and then tracked.\n";
+    "  one run per fairness setting, each untracked and then tracked. lanes is two\n"
+    "  settings: max_head_wait 2 ms, max_pass_percent 100; and 500 ms, 25 % on a fake\n"
+    "  clock the controller moves in jumps. all (the default): fifo, barging, lanes.\n";
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr, "admit_chaos_stress: %s\n%s", problem, usage_text);
@@ -328,11 +365,15 @@ Options parse(int argc, char** argv) {
     } else if (arg == "--fairness") {
       const std::string_view v = value;
       if (v == "fifo") {
-        o.modes = {admit::Fairness::fifo};
+        o.settings = {0};
       } else if (v == "barging") {
-        o.modes = {admit::Fairness::barging};
-      } else if (v != "both") {
-        usage("--fairness must be fifo, barging or both");
+        o.settings = {1};
+      } else if (v == "lanes") {
+        o.settings = {2, 3};
+      } else if (v == "all") {
+        o.settings = {0, 1, 2, 3};
+      } else {
+        usage("--fairness must be fifo, barging, lanes or all");
       }
     } else {
       usage(("unknown option: " + std::string{arg}).c_str());
@@ -347,22 +388,23 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace admit_chaos;
   const Options options = parse(argc, argv);
-  const std::uint64_t runs = options.modes.size() * 2;  // each untracked, then tracked
+  const std::uint64_t runs = options.settings.size() * 2;  // each untracked, then tracked
   const std::uint64_t per_worker = std::max<std::uint64_t>(options.ops / runs / options.threads, 1);
   std::vector<RunConfig> configs;
+  std::vector<unsigned> indices;   // fix the seeds: see the file comment
   std::vector<std::string> names;  // before any thread: see run_name
-  for (const admit::Fairness fairness : options.modes) {
+  for (const std::size_t m : options.settings) {
     for (const bool tracking : {false, true}) {
-      configs.push_back(RunConfig{fairness, tracking, options.threads, per_worker, options.seed});
-      names.push_back(std::string{fairness_name(fairness)} +
-                      (tracking ? ", tracked" : ", untracked") + ", seed " +
-                      std::to_string(options.seed));
+      configs.push_back(RunConfig{modes[m], tracking, options.threads, per_worker, options.seed});
+      indices.push_back(static_cast<unsigned>(m * 2 + (tracking ? 1 : 0)));
+      names.push_back(std::string{modes[m].name} + (tracking ? ", tracked" : ", untracked") +
+                      ", seed " + std::to_string(options.seed));
     }
   }
   const Watchdog watchdog;
   Totals totals;
   for (std::size_t i = 0; i < configs.size(); ++i) {
-    run_once(configs[i], static_cast<unsigned>(i), names[i], options.quiet, totals);
+    run_once(configs[i], indices[i], names[i], options.quiet, totals);
   }
   const OpCounts& c = totals.counts;
   std::printf(

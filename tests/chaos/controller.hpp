@@ -1,7 +1,8 @@
 // tests/chaos/controller.hpp - the two threads of a chaos run that watch and
 // disturb the workers: the controller, which moves the budget up and down and
-// toggles pressure while checking that a budget, once settled, stays in force;
-// and the observer, which checks every stats() snapshot and, with tracking on,
+// toggles pressure while checking that a budget, once settled, stays in force,
+// and in a lanes run on the fake clock moves that clock forward in jumps; and
+// the observer, which checks every stats() snapshot and, with tracking on,
 // the records of reservations().
 #pragma once
 
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "checks.hpp"
+#include "lanes.hpp"
 #include "load.hpp"
 #include "run.hpp"
 
@@ -82,7 +84,19 @@ class Controller {
     while (worker_ops.load(std::memory_order_relaxed) < until && Clock::now() < give_up &&
            !run_.stop_controller.load(std::memory_order_acquire)) {
       check_budget();
+      // Every few ms: windows last from one step to many, and a jump lands
+      // at any point of a budget or pressure phase.
+      if (run_.config.mode.fake_clock && rng_() % 32 == 0) step_lanes_clock();
       std::this_thread::sleep_for(100us);
+    }
+  }
+
+  void step_lanes_clock() {
+    const std::chrono::nanoseconds step = lanes_clock_step(rng_, run_.config.mode.max_head_wait);
+    lanes_clock_ns.fetch_add(step.count(), std::memory_order_relaxed);
+    run_.clock_steps.fetch_add(1, std::memory_order_relaxed);
+    if (step >= run_.config.mode.max_head_wait) {
+      run_.clock_steps_past_wait.fetch_add(1, std::memory_order_relaxed);
     }
   }
 

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "checks.hpp"
+#include "lanes.hpp"
 #include "load.hpp"
 
 namespace admit_chaos {
@@ -90,7 +91,7 @@ struct LentTicket {
 };
 
 struct RunConfig {
-  admit::Fairness fairness = admit::Fairness::fifo;
+  Mode mode = modes[0];
   bool tracking = false;
   unsigned threads = 4;
   std::uint64_t ops_per_worker = 0;
@@ -128,8 +129,11 @@ class Run {
         pool{admit::PoolConfig{.memory_budget = initial_budget,
                                .slots = slot_count,
                                .max_waiters = max_waiters,
-                               .fairness = c.fairness,
-                               .track_reservations = c.tracking},
+                               .fairness = c.mode.fairness,
+                               .track_reservations = c.tracking,
+                               .max_head_wait = c.mode.max_head_wait,
+                               .max_pass_percent = c.mode.max_pass_percent,
+                               .lanes_clock = c.mode.fake_clock ? &lanes_clock : nullptr},
              admit::FlatPolicy{100}} {}
 
   const RunConfig config;
@@ -166,6 +170,8 @@ class Run {
   // The controller's and the observer's figures.
   std::atomic<std::uint64_t> budget_changes{0}, cut_below_use{0}, settled_checks{0};
   std::atomic<std::uint64_t> pressure_cycles{0}, snapshots{0}, records_seen{0};
+  // Steps of the fake lanes clock, and those of at least max_head_wait.
+  std::atomic<std::uint64_t> clock_steps{0}, clock_steps_past_wait{0};
 
   ReservationBox<exchange_places> exchange;
   ReservationBox<delivered_places> delivered;
@@ -272,8 +278,11 @@ class Run {
         }
         break;
       case Reason::no_memory:
-        // FIFO refuses what would fit while others wait (what is free is theirs).
-        if (config.fairness == admit::Fairness::barging && e.needed_bytes <= e.available_bytes) {
+        // FIFO refuses what would fit while others wait (what is free is
+        // theirs), and so does lanes once the head's window is closed or when
+        // the request would take more than the head's share.
+        if (config.mode.fairness == admit::Fairness::barging &&
+            e.needed_bytes <= e.available_bytes) {
           violation("%s of %llu bytes refused no_memory with %llu free (barging)", how,
                     ull(e.needed_bytes), ull(e.available_bytes));
         }

@@ -200,7 +200,8 @@ class Worker : private WorkerBase {
         }
         break;
       case Reason::no_memory:
-        if (run_.config.fairness == admit::Fairness::barging && extra <= e.available_bytes) {
+        // As for an admission (Run::refused): only barging never keeps free bytes for a waiter.
+        if (run_.config.mode.fairness == admit::Fairness::barging && extra <= e.available_bytes) {
           violation("try_grow(%llu) refused no_memory with %llu free (barging)", ull(extra),
                     ull(e.available_bytes));
         }
