@@ -3,14 +3,15 @@
 //
 // The traffic: uploads arrive as a Poisson process (--rate per second); sizes
 // are lognormal (--median-size, --sigma), which gives the long tail past 2 GiB
-// that broke an upload server with about 200 MB free; an admitted upload lasts size / --bandwidth
-// and holds its reservation until then. A client that is refused gives up at
-// once, or, with --wait, waits up to that long for room and then gives up.
+// that broke an upload server with about 200 MB free; an admitted upload
+// lasts size / --bandwidth and holds its reservation until then. A client
+// that is refused gives up at once, or, with --wait, waits up to that long for
+// room and then gives up.
 //
 // The method: a deterministic, single-threaded discrete-event simulation. One
 // trace is drawn from --seed and replayed against one SlotPool per policy
-// (same budget, slots, fairness, waiter limit), so the policies see exactly
-// the same uploads. Events (arrival, end of an upload, end of a client's
+// and fairness mode (same budget, slots, waiter limit), so they all see
+// exactly the same uploads. Events (arrival, end of an upload, end of a client's
 // patience) run in order of simulated time, ties in the order they were
 // scheduled. Without --wait a client calls try_acquire. With --wait it calls
 // pool.async_acquire: an answer that is ready at once comes back inside that
@@ -27,13 +28,23 @@
 // must be back to zero in use and its counters must match the replay's own
 // (nothing over the limits, everything given back); if not, the simulator fails.
 //
+// --fairness all replays the same trace under FIFO, barging and lanes and
+// prints them side by side (compare.hpp): per size class the share admitted
+// and the p50 / p99 wait, and the large class's worst wait. Under lanes the
+// pool's windows run on simulated time (PoolConfig::lanes_clock), and an audit
+// (lanes_audit.hpp) fails the run if a head was not admitted within the bound
+// Fairness::lanes promises.
+//
 // The random numbers come from std::mt19937_64 (fully specified by the
 // standard) through our own exponential and Box-Muller transforms (the
+// standard distributions' algorithms are left to each library).
 //
-// The parts live in upload_sim/: options, format, simulation, report.
+// The parts live in upload_sim/: options, format, simulation, lanes_audit,
+// report, compare.
 #include <variant>
 #include <vector>
 
+#include "upload_sim/compare.hpp"
 #include "upload_sim/options.hpp"
 #include "upload_sim/report.hpp"
 #include "upload_sim/simulation.hpp"
@@ -42,16 +53,22 @@ int main(int argc, char** argv) {
   using namespace admit_sim;
   const Options options = parse_options(argc, argv);
   const std::vector<Upload> trace = make_trace(options);
+  // Mode-major: print_comparison finds a policy's modes by that order.
   std::vector<Result> results;
-  for (const PolicySpec& spec : options.policies) {
-    results.push_back(std::visit(
-        [&](const auto& policy) {
-          return Simulation{options, trace, policy}.run(spec.name);
-        },
-        spec.policy));
+  for (const admit::Fairness fairness : options.fairness) {
+    for (const PolicySpec& spec : options.policies) {
+      results.push_back(std::visit(
+          [&](const auto& policy) {
+            return Simulation{options, trace, policy, fairness}.run(spec.name);
+          },
+          spec.policy));
+    }
   }
   if (options.csv) {
     print_csv(options, results);
+  } else if (options.fairness.size() > 1) {
+    print_header(options, trace);
+    print_comparison(options, results);
   } else {
     print_header(options, trace);
     print_tables(options, results);

@@ -1,12 +1,12 @@
 // benchmarks/upload_sim/common.hpp - what every part of admit_upload_sim uses.
 #pragma once
 
-// standard distributions' algorithms are left to each library).
 #include <admit/admit.hpp>
 
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>

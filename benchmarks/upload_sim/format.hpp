@@ -42,6 +42,10 @@ inline std::string format_duration(std::int64_t ns) {
   return printf_string("%.1f h", static_cast<double>(ns) / 3.6e12);
 }
 
+/// A wait: "0" rather than "0 us", since most uploads of a class are often
+/// admitted at once and a bare 0 is easier to tell from a short wait.
+inline std::string format_wait(std::int64_t ns) { return ns == 0 ? "0" : format_duration(ns); }
+
 inline std::string percent(std::uint64_t part, std::uint64_t whole) {
   if (whole == 0) return "-";
   return printf_string("%.1f%%", 100.0 * static_cast<double>(part) / static_cast<double>(whole));

@@ -25,17 +25,24 @@ struct Options {
   double sigma = 1.6;
   std::int64_t wait_ns = 0;       // 0: refused clients give up at once
   std::uint32_t max_waiters = 0;  // 0: unlimited
-  admit::Fairness fairness = admit::Fairness::fifo;
+  // Every mode is replayed on the same trace; more than one gives the
+  // side-by-side comparison (--fairness all).
+  std::vector<admit::Fairness> fairness{admit::Fairness::fifo};
+  // Lanes: the library's own defaults, so that the simulator shows what a
+  // pool configured with nothing but Fairness::lanes does.
+  std::chrono::milliseconds max_head_wait = admit::PoolConfig{}.max_head_wait;
+  std::uint32_t max_pass_percent = admit::PoolConfig{}.max_pass_percent;
   std::vector<PolicySpec> policies;  // empty: the three defaults
   bool csv = false;
 };
 
-inline constexpr const char* usage_text = R"(usage: admit_upload_sim [options]
+inline constexpr const char* usage_template = R"(usage: admit_upload_sim [options]
 
 Replays seeded upload traffic against a real admit::SlotPool in simulated time,
 once per policy, and prints admitted / refused percentages by reason and size
-class, reserved memory and (with --wait) wait times. Deterministic: the same
-options give the same output.
+class, reserved memory and (with --wait) wait times. With --fairness all, once
+per policy and fairness mode, side by side. Deterministic: the same options
+give the same output.
 
   --seed N            random seed of the trace                   (default 1)
   --uploads N         uploads in the trace                       (default 20000)
@@ -48,7 +55,13 @@ options give the same output.
   --wait DURATION     how long a refused client waits for room,
                       through async_acquire; 0 = never waits     (default 0)
   --max-waiters N     PoolConfig::max_waiters; 0 = unlimited     (default 0)
-  --fairness F        fifo | barging                             (default fifo)
+  --fairness F        fifo | barging | lanes | all; all replays the trace
+                      under each and prints them side by side    (default fifo)
+  --max-head-wait D   lanes: how long requests may pass a waiting head
+                      (PoolConfig::max_head_wait), in whole ms   (default %HW%)
+  --max-pass-percent N
+                      lanes: the share of the head's bytes, 0..100, that
+                      the requests passing it may take in all    (default %PP%)
   --policy P          tiered | flat:PERCENT | fixed:SIZE; repeat to compare
                       (default: flat:10, tiered and fixed:8MiB)
   --csv               one CSV row per policy and size class instead of tables
@@ -59,6 +72,17 @@ SIZE: a byte count with an optional binary unit, e.g. 200MiB, 2GiB, 1.5GiB,
 DURATION: a number and a unit, e.g. 2s, 500ms, 1.5s, 2min (ns, us, ms, s,
 min); 0 needs no unit.
 )";
+
+/// The usage text, with the lanes defaults read from the library.
+inline std::string usage_text() {
+  std::string text = usage_template;
+  const auto put = [&](std::string_view key, const std::string& value) {
+    text.replace(text.find(key), key.size(), value);
+  };
+  put("%HW%", format_duration(admit::PoolConfig{}.max_head_wait.count() * 1'000'000));
+  put("%PP%", std::to_string(admit::PoolConfig{}.max_pass_percent));
+  return text;
+}
 
 [[noreturn]] inline void fail(const std::string& message) {
   std::fprintf(stderr, "admit_upload_sim: %s (see --help)\n", message.c_str());
@@ -190,12 +214,44 @@ inline PolicySpec parse_policy(std::string_view text) {
   fail("--policy: expected tiered, flat:PERCENT or fixed:SIZE, got '" + std::string{text} + "'");
 }
 
+inline std::optional<admit::Fairness> parse_fairness(std::string_view text) {
+  if (text == "fifo") return admit::Fairness::fifo;
+  if (text == "barging") return admit::Fairness::barging;
+  if (text == "lanes") return admit::Fairness::lanes;
+  return std::nullopt;
+}
+
+inline const char* fairness_name(admit::Fairness fairness) {
+  switch (fairness) {
+    case admit::Fairness::fifo:
+      return "fifo";
+    case admit::Fairness::barging:
+      return "barging";
+    case admit::Fairness::lanes:
+      return "lanes";
+  }
+  return "?";
+}
+
+/// PoolConfig::max_head_wait is whole milliseconds: a finer value would be
+/// silently truncated by the pool, so it is refused here instead.
+inline std::chrono::milliseconds parse_head_wait(std::string_view flag, std::string_view text) {
+  const std::int64_t ns = parse_duration(flag, text);
+  if (ns % 1'000'000 != 0) {
+    fail(std::string{flag} +
+         ": expected a whole number of milliseconds (the pool counts in ms), got '" +
+         std::string{text} + "'");
+  }
+  return std::chrono::milliseconds{ns / 1'000'000};
+}
+
 inline Options parse_options(int argc, char** argv) {
   Options o;
+  std::string_view lanes_flag;  // the last lanes-only option given, for the error below
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") {
-      std::fputs(usage_text, stdout);
+      std::fputs(usage_text().c_str(), stdout);
       std::exit(0);
     }
     if (arg == "--csv") {
@@ -239,13 +295,20 @@ inline Options parse_options(int argc, char** argv) {
       o.max_waiters =
           parse_int<std::uint32_t>(arg, value, 0, std::numeric_limits<std::uint32_t>::max());
     } else if (arg == "--fairness") {
-      if (value == "fifo") {
-        o.fairness = admit::Fairness::fifo;
-      } else if (value == "barging") {
-        o.fairness = admit::Fairness::barging;
+      if (value == "all") {
+        o.fairness = {admit::Fairness::fifo, admit::Fairness::barging, admit::Fairness::lanes};
+      } else if (const auto mode = parse_fairness(value)) {
+        o.fairness = {*mode};
       } else {
-        fail("--fairness: expected fifo or barging, got '" + std::string{value} + "'");
+        fail("--fairness: expected fifo, barging, lanes or all, got '" + std::string{value} + "'");
       }
+    } else if (arg == "--max-head-wait") {
+      o.max_head_wait = parse_head_wait(arg, value);
+      lanes_flag = arg;
+    } else if (arg == "--max-pass-percent") {
+      if (value.ends_with("%")) value.remove_suffix(1);
+      o.max_pass_percent = parse_int<std::uint32_t>(arg, value, 0, 100);
+      lanes_flag = arg;
     } else if (arg == "--policy") {
       o.policies.push_back(parse_policy(value));
     } else {
@@ -255,6 +318,10 @@ inline Options parse_options(int argc, char** argv) {
   if (o.budget == 0 || o.budget > admit::PoolConfig::max_memory_budget) {
     fail("--budget must be in 1.." + std::to_string(admit::PoolConfig::max_memory_budget) +
          " bytes");
+  }
+  if (!lanes_flag.empty() &&
+      std::find(o.fairness.begin(), o.fairness.end(), admit::Fairness::lanes) == o.fairness.end()) {
+    fail(std::string{lanes_flag} + " applies only to --fairness lanes or --fairness all");
   }
   if (o.policies.empty()) {
     o.policies.push_back(parse_policy("flat:10"));

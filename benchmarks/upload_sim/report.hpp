@@ -38,13 +38,25 @@ inline void print_header(const Options& o, const std::vector<Upload>& trace) {
   std::printf("admit_upload_sim --seed %llu --uploads %llu --rate %g --budget %s --slots %u\n",
               static_cast<unsigned long long>(o.seed), static_cast<unsigned long long>(o.uploads),
               o.rate, format_bytes(static_cast<double>(o.budget)).c_str(), o.slots);
+  // Without lanes the line is what it always was: the README quotes it.
+  std::string fairness;
+  if (o.fairness.size() > 1) {
+    fairness = " --fairness all";
+  } else if (o.fairness.front() != admit::Fairness::fifo) {
+    fairness = std::string{" --fairness "} + fairness_name(o.fairness.front());
+  }
   std::printf(
       "  --bandwidth %s/s --median-size %s --sigma %g --wait %s%s%s\n",
       format_bytes(static_cast<double>(o.bandwidth)).c_str(),
       format_bytes(static_cast<double>(o.median_size)).c_str(), o.sigma,
       o.wait_ns == 0 ? "0 (refused clients give up at once)" : format_duration(o.wait_ns).c_str(),
-      o.fairness == admit::Fairness::barging ? " --fairness barging" : "",
+      fairness.c_str(),
       o.max_waiters != 0 ? (" --max-waiters " + std::to_string(o.max_waiters)).c_str() : "");
+  if (std::find(o.fairness.begin(), o.fairness.end(), admit::Fairness::lanes) != o.fairness.end()) {
+    std::printf("  lanes: --max-head-wait %s --max-pass-percent %u\n",
+                format_duration(std::chrono::nanoseconds{o.max_head_wait}.count()).c_str(),
+                o.max_pass_percent);
+  }
   std::printf("trace: %zu uploads over %s of simulated time; sizes p50 %s, p99 %s, max %s\n",
               trace.size(), format_duration(trace.back().arrival_ns).c_str(),
               format_bytes(static_cast<double>(at(0.5))).c_str(),
@@ -54,6 +66,21 @@ inline void print_header(const Options& o, const std::vector<Upload>& trace) {
       "  %llu < 100 MiB, %llu < 1 GiB, %llu >= 1 GiB (of which %llu >= 2 GiB)\n\n",
       static_cast<unsigned long long>(per_class[0]), static_cast<unsigned long long>(per_class[1]),
       static_cast<unsigned long long>(per_class[2]), static_cast<unsigned long long>(over_2gib));
+}
+
+/// What the lanes audit (lanes_audit.hpp) checked; it failed the run if the
+/// guarantee did not hold, so this says how much it covered.
+inline void print_lanes_check(const std::string& policy, const LanesSummary& lanes) {
+  std::printf("\nlanes check, %s: %llu heads, %llu requests passed one; %llu heads admitted\n",
+              policy.c_str(), static_cast<unsigned long long>(lanes.heads),
+              static_cast<unsigned long long>(lanes.passers),
+              static_cast<unsigned long long>(lanes.after_window));
+  std::printf("  after their window closed, each by the time the reservations held at its close\n");
+  std::printf("  were given back");
+  if (lanes.least_slack_ns >= 0) {
+    std::printf(" (least margin %s)", format_wait(lanes.least_slack_ns).c_str());
+  }
+  std::printf("; longest a head waited: %s\n", format_duration(lanes.worst_head_wait_ns).c_str());
 }
 
 inline void print_tables(const Options& o, const std::vector<Result>& results) {
@@ -104,6 +131,9 @@ inline void print_tables(const Options& o, const std::vector<Result>& results) {
     }
     std::printf("\n");
   }
+  for (const Result& result : results) {
+    if (result.lanes) print_lanes_check(result.policy, *result.lanes);
+  }
   std::printf("\nPercentages are of the row's uploads; %s is part of >= 1 GiB.\n", huge_name);
   if (o.wait_ns != 0) {
     std::printf(
@@ -115,8 +145,10 @@ inline void print_tables(const Options& o, const std::vector<Result>& results) {
 inline void print_csv(const Options& o, const std::vector<Result>& results) {
   std::printf("policy,class,uploads");
   for (const char* name : outcome_names) std::printf(",%s_pct", name);
+  // New columns go at the end, so that a reader by position keeps working.
   std::printf(
-      ",mean_reserved_bytes,peak_reserved_bytes,mean_slots,waited_pct,p50_wait_ms,p99_wait_ms\n");
+      ",mean_reserved_bytes,peak_reserved_bytes,mean_slots,waited_pct,p50_wait_ms,p99_wait_ms"
+      ",fairness,class_p50_wait_ms,class_p99_wait_ms,class_max_wait_ms\n");
   const auto pct = [](std::uint64_t part, std::uint64_t whole) {
     return whole == 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
   };
@@ -132,9 +164,13 @@ inline void print_csv(const Options& o, const std::vector<Result>& results) {
       for (std::size_t k = 0; k < outcome_count; ++k) {
         std::printf(",%.3f", pct(counts.outcomes[k], counts.uploads));
       }
-      std::printf(",%.0f,%llu,%.3f,%.3f,%.3f,%.3f\n", r.mean_bytes,
+      const std::vector<std::int64_t>& waits = counts.admitted_waits_ns;
+      const auto ms = [](std::int64_t ns) { return static_cast<double>(ns) / 1e6; };
+      std::printf(",%.0f,%llu,%.3f,%.3f,%.3f,%.3f,%s,%.3f,%.3f,%.3f\n", r.mean_bytes,
                   static_cast<unsigned long long>(r.peak_bytes), r.mean_slots,
-                  pct(r.waited, r.all.uploads), p50, p99);
+                  pct(r.waited, r.all.uploads), p50, p99, fairness_name(r.fairness),
+                  ms(percentile(waits, 50)), ms(percentile(waits, 99)),
+                  ms(waits.empty() ? 0 : *std::max_element(waits.begin(), waits.end())));
     }
   }
 }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "common.hpp"
+#include "lanes_audit.hpp"
 #include "options.hpp"
 
 namespace admit_sim {
@@ -97,10 +98,14 @@ inline Outcome outcome_of(admit::Reason reason) {
 struct Counts {
   std::uint64_t uploads = 0;
   std::array<std::uint64_t, outcome_count> outcomes{};
+  // Arrival to admission of every admitted upload, 0 for those admitted at
+  // once: what the row's users saw, for the fairness comparison.
+  std::vector<std::int64_t> admitted_waits_ns;
 };
 
 struct Result {
   std::string policy;
+  admit::Fairness fairness = admit::Fairness::fifo;
   std::array<Counts, class_count> by_class{};
   Counts huge;  // >= huge_size, also counted in by_class[2]
   Counts all;
@@ -109,6 +114,7 @@ struct Result {
   double mean_slots = 0;
   std::uint64_t waited = 0;            // clients that were queued
   std::vector<std::int64_t> waits_ns;  // of those, the admitted ones
+  std::optional<LanesSummary> lanes;   // Fairness::lanes: the audit's figures
 };
 
 // --- The simulation ----------------------------------------------------------------
@@ -116,20 +122,42 @@ struct Result {
 template <class Policy>
 class Simulation {
  public:
-  Simulation(const Options& options, const std::vector<Upload>& trace, Policy policy)
+  Simulation(const Options& options, const std::vector<Upload>& trace, Policy policy,
+             admit::Fairness fairness)
       : options_{options},
         trace_{trace},
         pool_{{.memory_budget = options.budget,
                .slots = options.slots,
                .max_waiters = options.max_waiters,
-               .fairness = options.fairness},
+               .fairness = fairness,
+               .max_head_wait = options.max_head_wait,
+               .max_pass_percent = options.max_pass_percent,
+               .lanes_clock = &simulated_clock},
               std::move(policy)},
         clients_(trace.size()) {
-    // Arrivals, ends and timeouts: at most three events per upload. Reserved
-    // so that a handler never allocates while the pool calls it.
+    // Arrivals, ends and timeouts: at most three events per upload. Reserved,
+    // like the vectors below, so that a handler never allocates while the
+    // pool calls it.
     std::vector<Event> storage;
     storage.reserve(3 * trace.size());
     events_ = Queue{std::greater<>{}, std::move(storage)};
+    result_.fairness = fairness;
+    result_.waits_ns.reserve(trace.size());
+    result_.all.admitted_waits_ns.reserve(trace.size());
+    std::array<std::size_t, class_count> per_class{};
+    std::size_t huge = 0;
+    for (const Upload& u : trace) {
+      ++per_class[size_class(u.size)];
+      if (u.size >= huge_size) ++huge;
+    }
+    for (std::size_t c = 0; c < class_count; ++c) {
+      result_.by_class[c].admitted_waits_ns.reserve(per_class[c]);
+    }
+    result_.huge.admitted_waits_ns.reserve(huge);
+    if (fairness == admit::Fairness::lanes) {
+      audit_.emplace(std::chrono::nanoseconds{options.max_head_wait}.count(),
+                     options.max_pass_percent, trace.size());
+    }
   }
 
   Result run(std::string name) {
@@ -149,6 +177,7 @@ class Simulation {
       byte_ns += static_cast<double>(before.bytes_in_use) * static_cast<double>(e.time - now_);
       slot_ns += static_cast<double>(before.slots_in_use) * static_cast<double>(e.time - now_);
       now_ = e.time;
+      simulated_now_ns = now_;  // before any call into the pool: its lanes clock
       switch (e.kind) {
         case Kind::arrival:
           arrive(e.id);
@@ -160,6 +189,7 @@ class Simulation {
           if (clients_[e.id].waiting) clients_[e.id].ticket.cancel();
           break;
       }
+      if (audit_) audit_->compare_head(pool_.head_waiter_needs(), now_);
     }
     const double span = static_cast<double>(std::max<std::int64_t>(1, now_ - start));
     result_.mean_bytes = byte_ns / span;
@@ -209,6 +239,7 @@ class Simulation {
     client.ticket = pool_.async_acquire(
         size, [this, id](admit::Admission admission) { answer(id, std::move(admission)); });
     if (client.waiting) {
+      if (audit_) audit_->queued(id, pool_.bytes_for(size), now_);
       client.queued = true;
       ++result_.waited;
       schedule(now_ + options_.wait_ns, Kind::patience, id);
@@ -223,10 +254,20 @@ class Simulation {
     ++result_.all.outcomes[static_cast<std::size_t>(outcome)];
     ++result_.by_class[size_class(upload.size)].outcomes[static_cast<std::size_t>(outcome)];
     if (upload.size >= huge_size) ++result_.huge.outcomes[static_cast<std::size_t>(outcome)];
-    if (!admission) return;
-    if (client.queued) result_.waits_ns.push_back(now_ - upload.arrival_ns);
+    if (!admission) {
+      if (audit_) audit_->refused(id, now_);
+      return;
+    }
+    const std::int64_t wait = now_ - upload.arrival_ns;
+    if (client.queued) result_.waits_ns.push_back(wait);
+    result_.all.admitted_waits_ns.push_back(wait);
+    result_.by_class[size_class(upload.size)].admitted_waits_ns.push_back(wait);
+    if (upload.size >= huge_size) result_.huge.admitted_waits_ns.push_back(wait);
     client.reservation = std::move(admission).value();
     schedule(now_ + upload.duration_ns, Kind::end, id);
+    if (audit_) {
+      audit_->admitted(id, client.reservation.bytes(), now_, now_ + upload.duration_ns);
+    }
   }
 
   /// Nothing over the limits, everything given back, and the pool's counters
@@ -246,19 +287,33 @@ class Simulation {
                s.rejected.queue_full != count(Outcome::queue_full) ||
                s.rejected.timeout + s.rejected.cancelled != count(Outcome::timed_out)) {
       problem = "the pool's counters disagree with the replay";
+    } else if (audit_ && !audit_->summary().held()) {
+      problem = "Fairness::lanes broke its rules or its guarantee:";
+      const LanesSummary& lanes = audit_->summary();
+      constexpr std::array<const char*, LanesSummary::kinds> what{
+          "requests passed a head whose window had closed",
+          "requests passed a head beyond its share", "heads admitted later than their bound",
+          "audit model errors"};
+      for (std::size_t k = 0; k < LanesSummary::kinds; ++k) {
+        if (lanes.violations[k] == 0) continue;
+        problem += "\n  " + std::to_string(lanes.violations[k]) + " " + what[k] +
+                   "; the first: " + lanes.first[k];
+      }
     }
     if (!problem.empty()) {
-      std::fprintf(stderr, "admit_upload_sim: policy %s: %s\n", result_.policy.c_str(),
-                   problem.c_str());
+      std::fprintf(stderr, "admit_upload_sim: policy %s, fairness %s: %s\n", result_.policy.c_str(),
+                   fairness_name(result_.fairness), problem.c_str());
       std::exit(1);
     }
     result_.peak_bytes = s.peak_bytes_in_use;
+    if (audit_) result_.lanes = audit_->summary();
   }
 
   const Options& options_;
   const std::vector<Upload>& trace_;
   admit::SlotPool<Policy> pool_;
   std::vector<Client> clients_;
+  std::optional<LanesAudit> audit_;  // Fairness::lanes only
   Queue events_;
   std::uint64_t next_sequence_ = 0;
   std::int64_t now_ = 0;
