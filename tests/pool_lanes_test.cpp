@@ -319,3 +319,18 @@ TEST_CASE("lanes: a head that times out hands the window to the next", "[pool][l
   REQUIRE(second.answer);
   CHECK(*second.answer);
 }
+
+TEST_CASE("lanes with an unbounded max_head_wait: only the share closes the window",
+          "[pool][lanes]") {
+  Pool pool{lanes(std::chrono::milliseconds::max(), 10), FlatPolicy{100}};  // 15 MiB of 150
+  SlotReservation held = take(pool, 100 * MiB);
+  Queued head;
+  queue(pool, 150 * MiB, head);
+  advance(std::chrono::hours{24 * 365});
+  SlotReservation a = take(pool, 10 * MiB);  // a year later, still open
+  CHECK(refusal(pool.try_acquire(6 * MiB)) == Reason::no_memory);
+  SlotReservation b = take(pool, 5 * MiB);
+  CHECK(refusal(pool.try_acquire(0)) == Reason::no_memory);  // the share is used up
+  pool.close();
+  CHECK(head.answer);
+}

@@ -310,7 +310,11 @@ inline PoolCore::Pass PoolCore::may_pass_locked(std::uint64_t needed) const noex
   if (head == nullptr) return Pass::open;  // nobody to pass
   // At most 2^43 * 100: no overflow.
   const std::uint64_t share = head->needed * max_pass_percent_ / 100;
-  if (passed_bytes_ >= share || lanes_now() - head_since_ >= max_head_wait_) return Pass::closed;
+  // Compared in whole milliseconds (floored, so exactly when W has passed):
+  // max_head_wait_ in the clock's nanoseconds would overflow beyond ~292 years.
+  const auto waited =
+      std::chrono::duration_cast<std::chrono::milliseconds>(lanes_now() - head_since_);
+  if (passed_bytes_ >= share || waited >= max_head_wait_) return Pass::closed;
   return needed > share - passed_bytes_ ? Pass::too_big : Pass::open;
 }
 
