@@ -438,3 +438,26 @@ TEST_CASE("describe reads a real pool", "[fmt][describe]") {
   CHECK(text.ends_with(" s); 1 waiting, head needs 60 MiB"));
   waiting.cancel();
 }
+
+TEST_CASE("a partition's refusal says the figures are the partition's", "[fmt][rejection][partition]") {
+  admit::SlotPool<admit::FlatPolicy> pool{{.memory_budget = 100 * MiB, .slots = 10},
+                                          admit::FlatPolicy{100}};
+  const admit::Partition batch = pool.add_partition("batch", {.ceiling_percent = 30});
+  CHECK(fmt::format("{}", pool.try_acquire(40 * MiB, batch).error()) ==
+        "upload of 40 MiB needs 40 MiB, more than its partition's ceiling of 30 MiB");
+  admit::Admission held = pool.try_acquire(25 * MiB, batch);
+  REQUIRE(held);
+  CHECK(fmt::format("{}", pool.try_acquire(10 * MiB, batch).error()) ==
+        "upload of 10 MiB needs 10 MiB, its partition may take 5 MiB more of its ceiling of "
+        "30 MiB, retry later");
+  admit::Admission a = pool.try_acquire(0, batch);
+  admit::Admission b = pool.try_acquire(0, batch);
+  REQUIRE(b);
+  CHECK(fmt::format("{}", pool.try_acquire(0, batch).error()) ==
+        "upload of 0 B needs a slot, its partition holds its 3 slots, retry later");
+  CHECK(fmt::format("{}", pool.stats(batch)) ==
+        "batch: bytes 25 MiB in use (guarantee 0 B, ceiling 30 MiB), slots 3 (guarantee 0, "
+        "ceiling 3), waiters 0, admitted 3, rejected 3 (too_large 1, no_slot 1, no_memory 1)");
+  admit::Admission probe = pool.bypass();
+  CHECK(fmt::format("{}", pool.stats()).ends_with(", bypassed 1"));
+}

@@ -222,3 +222,26 @@ TEST_CASE("nothing on the admission path can throw", "[pool]") {
   STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<SlotPool<>>);
   STATIC_REQUIRE_FALSE(std::is_move_constructible_v<SlotPool<>>);
 }
+
+TEST_CASE("bypass admits without taking a slot or a byte, and is counted", "[pool][bypass]") {
+  SlotPool<FlatPolicy> pool{PoolConfig{.memory_budget = 10 * MiB, .slots = 1}, FlatPolicy{100}};
+  Admission held = pool.try_acquire(10 * MiB);
+  REQUIRE(held);
+  REQUIRE_FALSE(pool.try_acquire(0));  // full
+  pool.set_pressure(true);
+  Admission probe = pool.bypass();
+  REQUIRE(probe);  // admitted although the pool is full and under pressure
+  CHECK_FALSE(*probe);  // and holds nothing
+  CHECK(probe->bytes() == 0);
+  pool.close();
+  Admission admin = pool.bypass();
+  CHECK(admin);
+  const admit::Stats s = pool.stats();
+  CHECK(s.bypassed == 2);
+  CHECK(s.slots_in_use == 1);
+  CHECK(s.bytes_in_use == 10 * MiB);
+  CHECK(s.admitted == 1);  // bypasses are not admissions
+  probe = Admission{admit::SlotReservation{}};  // giving one back gives back nothing
+  CHECK(pool.stats().slots_in_use == 1);
+  STATIC_REQUIRE(noexcept(pool.bypass()));
+}

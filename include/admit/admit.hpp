@@ -8,6 +8,7 @@
 #include "config.hpp"
 #include "environment.hpp"
 #include "memory_resource.hpp"
+#include "partition.hpp"
 #include "policy.hpp"
 #include "pool.hpp"
 #include "rejection.hpp"

@@ -38,7 +38,16 @@
 //      waiters 0, admitted 120, rejected 4 (too_large 1, no_slot 2, no_memory 1)"
 //     naming only the reasons with a nonzero count ("rejected 0" when none),
 //     then ", double releases N" only when N (Stats::double_releases) is not
-//     0: a bug in the program or its compiler, which a log should show.
+//     0: a bug in the program or its compiler, which a log should show, and
+//     ", bypassed N" only when N (Stats::bypassed) is not 0.
+//   Rejection by a partition (limit == Limit::partition), with its figures:
+//     too_large   "upload of X needs Y, more than its partition's ceiling of B"
+//     no_slot     "upload of X needs a slot, its partition holds its S slots, retry later"
+//     no_memory   "upload of X needs Y, its partition may take F more of its
+//                  ceiling of B, retry later"
+//   PartitionStats  one line:
+//     "batch: bytes 20 MiB in use (guarantee 10 MiB, ceiling 30 MiB), slots 2
+//      (guarantee 1, ceiling 3), waiters 1, admitted 7, rejected 2 (no_memory 2)"
 //
 //
 //   std::string admit::describe(pool)  a diagnosis for an operator asking "why
@@ -70,6 +79,7 @@
 
 #include <fmt/format.h>  // fmt::formatter, fmt::format_to, fmt::format_error
 
+#include "partition.hpp"
 #include "pool.hpp"
 #include "rejection.hpp"
 #include "reservation_record.hpp"
@@ -228,6 +238,26 @@ struct fmt::formatter<admit::Rejection> : admit::detail::EmptySpecFormatter {
     const ByteSize declared{r.declared_size};
     const ByteSize needed{r.needed_bytes};
     const ByteSize budget{r.memory_budget};
+    if (r.limit == admit::Limit::partition) {
+      // The figures are the partition's: say so, or "free of B" would be read
+      // as the whole pool's.
+      switch (r.reason) {
+        case Reason::too_large:
+          return fmt::format_to(ctx.out(),
+                                "upload of {} needs {}, more than its partition's ceiling of {}",
+                                declared, needed, budget);
+        case Reason::no_slot:
+          return fmt::format_to(ctx.out(),
+                                "upload of {} needs a slot, its partition holds its {} slots, "
+                                "retry later",
+                                declared, r.slots);
+        default:
+          return fmt::format_to(ctx.out(),
+                                "upload of {} needs {}, its partition may take {} more of its "
+                                "ceiling of {}, retry later",
+                                declared, needed, ByteSize{r.available_bytes}, budget);
+      }
+    }
     switch (r.reason) {
       case Reason::too_large:
         // An admission is too large only when it alone exceeds the budget; a
@@ -277,6 +307,24 @@ struct fmt::formatter<admit::Rejection> : admit::detail::EmptySpecFormatter {
   }
 };
 
+namespace admit::detail {
+/// " (too_large 1, no_slot 2)": the nonzero counts, in enum order; nothing
+/// when every count is 0.
+template <class Out>
+Out format_reason_counts(Out out, const RejectionCounts& counts) {
+  std::string_view separator = " (";
+  for (std::size_t i = 0; i < reason_count; ++i) {
+    const auto reason = static_cast<Reason>(i);
+    if (const std::uint64_t count = counts[reason]; count != 0) {
+      out = fmt::format_to(out, "{}{} {}", separator, to_string(reason), count);
+      separator = ", ";
+    }
+  }
+  if (counts.total() != 0) *out++ = ')';
+  return out;
+}
+}  // namespace admit::detail
+
 template <>
 struct fmt::formatter<admit::Stats> : admit::detail::EmptySpecFormatter {
   template <class FormatContext>
@@ -288,17 +336,26 @@ struct fmt::formatter<admit::Stats> : admit::detail::EmptySpecFormatter {
                               ByteSize{s.bytes_in_use}, ByteSize{s.memory_budget},
                               ByteSize{s.peak_bytes_in_use}, s.slots_in_use, s.slots,
                               s.peak_slots_in_use, s.waiters, s.admitted, s.rejected.total());
-    std::string_view separator = " (";
-    for (std::size_t i = 0; i < admit::reason_count; ++i) {
-      const auto reason = static_cast<admit::Reason>(i);
-      if (const std::uint64_t count = s.rejected[reason]; count != 0) {
-        out = fmt::format_to(out, "{}{} {}", separator, admit::to_string(reason), count);
-        separator = ", ";
-      }
-    }
-    if (s.rejected.total() != 0) *out++ = ')';
+    out = admit::detail::format_reason_counts(out, s.rejected);
     if (s.double_releases != 0)
       out = fmt::format_to(out, ", double releases {}", s.double_releases);
+    if (s.bypassed != 0) out = fmt::format_to(out, ", bypassed {}", s.bypassed);
+    return out;
+  }
+};
+
+template <>
+struct fmt::formatter<admit::PartitionStats> : admit::detail::EmptySpecFormatter {
+  template <class FormatContext>
+  auto format(const admit::PartitionStats& p, FormatContext& ctx) const -> decltype(ctx.out()) {
+    using admit::ByteSize;
+    auto out = fmt::format_to(ctx.out(),
+                              "{}: bytes {} in use (guarantee {}, ceiling {}), slots {} "
+                              "(guarantee {}, ceiling {}), waiters {}, admitted {}, rejected {}",
+                              p.name, ByteSize{p.bytes_in_use}, ByteSize{p.guarantee_bytes},
+                              ByteSize{p.ceiling_bytes}, p.slots_in_use, p.guarantee_slots,
+                              p.ceiling_slots, p.waiters, p.admitted, p.rejected.total());
+    out = admit::detail::format_reason_counts(out, p.rejected);
     return out;
   }
 };

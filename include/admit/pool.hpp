@@ -38,6 +38,12 @@
 //     Stats::double_releases, in release builds too: the pool stays exact
 //     (reservation.hpp says what is detected).
 //
+// Partitions (partition.hpp): add_partition(name, {guarantee, ceiling})
+// divides the pool among tenants; a request made with a Partition must fit
+// both its partition's ceiling and the pool, and waiters that their
+// partition's guarantee covers go first. bypass() admits a request outside
+// admission control altogether (health probes, admin), counted.
+//
 // Pressure: set_pressure(true) (for example from MemoryWatch, environment.hpp,
 // when the machine runs short of memory) admits nobody new until
 // set_pressure(false): try_acquire and try_grow are refused at once with
@@ -56,6 +62,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -63,6 +71,7 @@
 #include "admission.hpp"
 #include "config.hpp"
 #include "detail/compiler.hpp"
+#include "partition.hpp"
 #include "detail/pool_core.hpp"
 #include "policy.hpp"
 #include "reservation.hpp"
@@ -124,6 +133,88 @@ class SlotPool {
   [[nodiscard]] Admission acquire_for(std::uint64_t declared_size,
                                       std::chrono::duration<Rep, Period> timeout) noexcept {
     return acquire(declared_size, detail::deadline_after<clock>(timeout));
+  }
+
+  /// Lets a request skip admission (health probes, an operator's upload):
+  /// always admitted, with an empty reservation that holds no slot and no
+  /// bytes, so it neither waits nor makes anyone wait; counted in
+  /// Stats::bypassed. Lock-free and allocation-free.
+  [[nodiscard]] Admission bypass() noexcept {
+    core_.note_bypass();
+    return Admission{SlotReservation{}};
+  }
+
+  // --- Partitions (partition.hpp) --------------------------------------------------
+
+  /// Adds a partition named `name`; thread-safe, also while requests run.
+  /// Throws std::invalid_argument naming what is wrong: an invalid name or
+  /// config (validation_error(name, config)), a name taken already, more than
+  /// max_partitions, or guarantees adding up to more than 100 %.
+  Partition add_partition(std::string_view name, const PartitionConfig& config) {
+    return detail::PartitionAccess::make(core_.add_partition(name, config));
+  }
+
+  /// The partition named `name`; nullopt when there is none.
+  [[nodiscard]] std::optional<Partition> find_partition(std::string_view name) const noexcept {
+    const std::uint16_t id = core_.find_partition(name);
+    if (id == 0) return std::nullopt;
+    return detail::PartitionAccess::make(id);
+  }
+
+  /// The partition named `name`. Throws std::invalid_argument
+  /// ("admit: no partition named 'x'") when there is none.
+  [[nodiscard]] Partition partition(std::string_view name) const {
+    if (auto p = find_partition(name)) return *p;
+    detail::fail_invalid_argument("admit: no partition named '" + std::string{name} + "'");
+  }
+
+  /// try_acquire in partition `p`: admitted only if it fits both the
+  /// partition's ceiling and the pool (partition.hpp). Takes the pool's lock.
+  [[nodiscard]] Admission try_acquire(std::uint64_t declared_size, Partition p) noexcept {
+    const std::uint64_t needed = policy_.bytes_for(declared_size);
+    return answer(declared_size, needed, core_.try_acquire(declared_size, needed, id(p)));
+  }
+
+  /// acquire in partition `p`.
+  [[nodiscard]] Admission acquire(std::uint64_t declared_size, clock::time_point deadline,
+                                  Partition p) noexcept {
+    const std::uint64_t needed = policy_.bytes_for(declared_size);
+    return answer(declared_size, needed,
+                  core_.acquire_until(declared_size, needed, deadline, id(p)));
+  }
+
+  template <class Rep, class Period>
+  [[nodiscard]] Admission acquire_for(std::uint64_t declared_size,
+                                      std::chrono::duration<Rep, Period> timeout,
+                                      Partition p) noexcept {
+    return acquire(declared_size, detail::deadline_after<clock>(timeout), p);
+  }
+
+  /// async_acquire in partition `p`.
+  template <AdmissionHandler Handler>
+  Ticket async_acquire(std::uint64_t declared_size, Partition p, Handler&& handler) {
+    return start_async(declared_size, nullptr, std::forward<Handler>(handler), id(p));
+  }
+
+  template <AdmissionHandler Handler>
+  Ticket async_acquire(std::uint64_t declared_size, clock::time_point deadline, Partition p,
+                       Handler&& handler) {
+    return start_async(declared_size, &deadline, std::forward<Handler>(handler), id(p));
+  }
+
+  template <class Rep, class Period, AdmissionHandler Handler>
+  Ticket async_acquire_for(std::uint64_t declared_size, std::chrono::duration<Rep, Period> timeout,
+                           Partition p, Handler&& handler) {
+    return async_acquire(declared_size, detail::deadline_after<clock>(timeout), p,
+                         std::forward<Handler>(handler));
+  }
+
+  /// Partition `p`'s figures, exact (taken under the pool's lock).
+  [[nodiscard]] PartitionStats stats(Partition p) const { return core_.partition_stats(id(p)); }
+
+  /// Every partition's figures, in the order they were added (index()).
+  [[nodiscard]] std::vector<PartitionStats> partition_stats() const {
+    return core_.partition_stats();
   }
 
   /// Queues the request and returns at once; `handler(Admission&&)` is called
@@ -201,12 +292,15 @@ class SlotPool {
     return Admission{detail::ReservationAccess::adopt(core_, needed, declared_size, a.claim)};
   }
 
+  static std::uint16_t id(Partition p) noexcept { return detail::PartitionAccess::id(p); }
+
   template <class Handler>
   Ticket start_async(std::uint64_t declared_size, const clock::time_point* deadline,
-                     Handler&& handler) {
+                     Handler&& handler, std::uint16_t partition = 0) {
     using Waiter = detail::AsyncWaiterFor<std::decay_t<Handler>>;
     auto waiter = std::make_shared<Waiter>(declared_size, bytes_for(declared_size),
                                            std::forward<Handler>(handler));
+    waiter->partition = partition;
     if (deadline != nullptr) {
       waiter->has_deadline = true;
       waiter->deadline = *deadline;

@@ -55,7 +55,19 @@ inline constexpr std::size_t reason_count = 8;
   return "unknown";
 }
 
-/// A refused request and the pool's figures at the moment it was refused.
+/// Which limit refused a request: the whole pool's, or the partition's it
+/// asked in (partition.hpp).
+enum class Limit : std::uint8_t {
+  pool,       ///< the pool's budget, slots, queue or state
+  partition,  ///< the partition's ceiling; the figures are the partition's
+};
+
+[[nodiscard]] constexpr std::string_view to_string(Limit limit) noexcept {
+  return limit == Limit::partition ? "partition" : "pool";
+}
+
+/// A refused request and the figures of the limit that refused it (the
+/// pool's, unless `limit` says the partition's) at that moment.
 /// For a refused SlotReservation::try_grow, `declared_size` is the
 /// reservation's and `needed_bytes` is the extra amount asked for.
 struct Rejection {
@@ -66,6 +78,11 @@ struct Rejection {
   std::uint64_t memory_budget;    ///< the whole budget in force
   std::uint32_t slots_in_use;
   std::uint32_t slots;
+  /// Limit::partition: refused by the partition's ceiling, and then
+  /// available_bytes, memory_budget, slots_in_use and slots are the
+  /// partition's (what it may still take, its ceiling, its slots in use, its
+  /// slot ceiling). Limit::pool otherwise.
+  Limit limit = Limit::pool;
 
   friend constexpr bool operator==(const Rejection&, const Rejection&) = default;
 };

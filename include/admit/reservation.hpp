@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "detail/pool_core.hpp"
+#include "partition.hpp"
 #include "rejection.hpp"
 
 namespace admit {
@@ -107,7 +108,7 @@ class [[nodiscard]] SlotReservation {
   /// This reservation's slot index, in [0, pool slots): unique among the
   /// reservations held at the same time, so usable to index per-slot storage.
   /// Meaningless (0) on an empty reservation.
-  [[nodiscard]] std::uint32_t slot() const noexcept { return slot_; }
+  [[nodiscard]] std::uint32_t slot() const noexcept { return slot_ & slot_mask; }
 
   /// Gives back the slot and every byte now; afterwards this reservation is
   /// empty. Calling it again, or on an empty reservation, does nothing. On a
@@ -119,7 +120,9 @@ class [[nodiscard]] SlotReservation {
       // must see this reservation already released.
       detail::PoolCore* const core = std::exchange(core_, nullptr);
       const std::uint64_t bytes = std::exchange(bytes_, 0);
-      const detail::SlotClaim claim{std::exchange(slot_, 0), std::exchange(generation_, 0)};
+      const detail::SlotClaim claim = this->claim();
+      slot_ = 0;
+      generation_ = 0;
       declared_size_ = 0;
       core->release(claim, bytes);
     }
@@ -139,14 +142,14 @@ class [[nodiscard]] SlotReservation {
       return GrowResult{Rejection{Reason::closed, 0, extra_bytes, 0, 0, 0, 0}};
     }
     if (extra_bytes == 0) return GrowResult{};
-    if (auto refused = core_->try_grow(bytes_, declared_size_, extra_bytes)) {
+    if (auto refused = core_->try_grow(bytes_, declared_size_, extra_bytes, claim().partition)) {
       return GrowResult{*refused};
     }
     // Checked again: a copy released between the check and the grow's CAS,
     // before it in the pool's word, is seen now (the CAS is acquire). Those
     // bytes would otherwise stay with a copy whose release gives back nothing.
     if (!core_->check_current(claim())) [[unlikely]] {
-      core_->give_back(extra_bytes);
+      core_->give_back(extra_bytes, claim().partition);
       forget();
       return GrowResult{Rejection{Reason::closed, 0, extra_bytes, 0, 0, 0, 0}};
     }
@@ -168,7 +171,7 @@ class [[nodiscard]] SlotReservation {
     if (given != 0) {
       bytes_ -= given;
       note_bytes();
-      core_->give_back(given);
+      core_->give_back(given, claim().partition);
     }
     return given;
   }
@@ -185,7 +188,7 @@ class [[nodiscard]] SlotReservation {
         forget();
         return;
       }
-      table->set_label(slot_, label);
+      table->set_label(slot(), label);
     }
   }
 
@@ -197,10 +200,12 @@ class [[nodiscard]] SlotReservation {
       : core_{&core},
         bytes_{bytes},
         declared_size_{declared_size},
-        slot_{claim.slot},
+        slot_{claim.slot | std::uint32_t{claim.partition} << slot_bits},
         generation_{claim.generation} {}
 
-  [[nodiscard]] detail::SlotClaim claim() const noexcept { return {slot_, generation_}; }
+  [[nodiscard]] detail::SlotClaim claim() const noexcept {
+    return {slot_ & slot_mask, generation_, static_cast<std::uint16_t>(slot_ >> slot_bits)};
+  }
 
   /// Empties a stale copy without touching the pool: what it holds is not its own.
   void forget() noexcept {
@@ -214,7 +219,7 @@ class [[nodiscard]] SlotReservation {
   /// Keeps the pool's record of this reservation's bytes (when tracking).
   void note_bytes() const noexcept {
     if (detail::ReservationTable* const table = core_->table(); table != nullptr) [[unlikely]]
-      table->set_bytes(slot_, bytes_);
+      table->set_bytes(slot(), bytes_);
   }
 
   /// A ReservationResource charging this object needs it to stay put.
@@ -227,6 +232,12 @@ class [[nodiscard]] SlotReservation {
   detail::PoolCore* core_ = nullptr;
   std::uint64_t bytes_ = 0;
   std::uint64_t declared_size_ = 0;
+  // The slot index below slot_bits (PoolConfig::max_slots fits), and above
+  // them the partition it was admitted in (0: none): no room is left in the
+  // padding, and the partition must come back with the release.
+  static constexpr unsigned slot_bits = detail::packed::slots_bits;
+  static constexpr std::uint32_t slot_mask = (std::uint32_t{1} << slot_bits) - 1;
+  static_assert(max_partitions < (1U << (32 - slot_bits)), "partition ids fit above the slot");
   std::uint32_t slot_ = 0;
   // In what would otherwise be padding: the generation costs no size.
   std::uint16_t generation_ = 0;

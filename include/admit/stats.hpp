@@ -77,6 +77,8 @@ struct Stats {
   /// Bytes the waiting requests need together (a waiter's needed bytes count
   /// from when it queues until it is answered). Kept on the slow path only.
   std::uint64_t waiting_bytes = 0;
+  /// Requests that skipped admission (SlotPool::bypass) since construction.
+  std::uint64_t bypassed = 0;
 
   friend constexpr bool operator==(const Stats&, const Stats&) = default;
 };

@@ -57,13 +57,16 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
+#include <vector>
 
 #include "../config.hpp"
 #include "../rejection.hpp"
 #include "../stats.hpp"
 #include "compiler.hpp"
 #include "packed_state.hpp"
+#include "partition_table.hpp"
 #include "reservation_table.hpp"
 #include "slot_bitmap.hpp"
 #include "waiter.hpp"
@@ -113,9 +116,11 @@ class alignas(cache_line_size) PoolCore {
 
   // --- Admission without waiting --------------------------------------------
 
-  /// Takes one slot and `needed` bytes together, or says why not.
-  [[nodiscard]] CoreAdmission try_acquire(std::uint64_t declared_size,
-                                          std::uint64_t needed) noexcept {
+  /// Takes one slot and `needed` bytes together, or says why not; in
+  /// `partition` (an id from add_partition) when it is not 0.
+  [[nodiscard]] CoreAdmission try_acquire(std::uint64_t declared_size, std::uint64_t needed,
+                                          std::uint16_t partition = 0) noexcept {
+    if (partition != 0) return try_acquire_partitioned(declared_size, needed, partition);
     const Attempt a = attempt</*ForQueue=*/false>(needed);
     if (a.admitted) return {true, a.claim, {}};
     return refuse(a.reason, declared_size, needed, a.word, a.budget);
@@ -123,7 +128,8 @@ class alignas(cache_line_size) PoolCore {
 
   /// Adds `extra` bytes to a reservation that holds `held`; nullopt = grown.
   [[nodiscard]] std::optional<Rejection> try_grow(std::uint64_t held, std::uint64_t declared_size,
-                                                  std::uint64_t extra) noexcept {
+                                                  std::uint64_t extra,
+                                                  std::uint16_t partition) noexcept {
     // relaxed: the budget is a plain setting that orders no other data.
     const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
     // relaxed: a first guess, validated by the CAS below.
@@ -133,6 +139,8 @@ class alignas(cache_line_size) PoolCore {
     }
     for (;;) {
       if (packed::has_attention(word)) [[unlikely]] {
+        // A partitioned pool decides every grow under the lock (partition.hpp).
+        if (partitioned_flag()) return grow_partitioned(held, declared_size, extra, partition);
         if (pressure_flag()) {
           return rejection(Reason::pressure, declared_size, extra, word, budget);
         }
@@ -175,12 +183,12 @@ class alignas(cache_line_size) PoolCore {
   // --- Giving back -----------------------------------------------------------
 
   /// Gives back `bytes` of a reservation that keeps its slot.
-  void give_back(std::uint64_t bytes) noexcept {
+  void give_back(std::uint64_t bytes, std::uint16_t partition) noexcept {
     if (bytes == 0) return;
     // release: pairs with the acquire CAS of whoever takes these bytes next.
     const std::uint64_t before = state_.fetch_sub(bytes, std::memory_order_release);
     if (packed::has_attention(before)) [[unlikely]]
-      capacity_returned();
+      capacity_returned(partition, bytes, /*slot=*/false);
   }
 
   /// Gives back a whole reservation: its slot index, its slot and its bytes;
@@ -195,15 +203,18 @@ class alignas(cache_line_size) PoolCore {
     // release: pairs with the acquire CAS of the next admission.
     const std::uint64_t before =
         state_.fetch_sub(packed::one_slot + bytes, std::memory_order_release);
+    // A partitioned pool keeps the attention bit set, so that a partition's
+    // release always reaches capacity_returned, which gives back to it too.
     if (packed::has_attention(before)) [[unlikely]]
-      capacity_returned();
+      capacity_returned(claim.partition, bytes, /*slot=*/true);
   }
 
   // --- Waiting -----------------------------------------------------------------
 
   /// Blocks until admitted, refused for good, closed, or `deadline`.
   [[nodiscard]] CoreAdmission acquire_until(std::uint64_t declared_size, std::uint64_t needed,
-                                            Clock::time_point deadline) noexcept;
+                                            Clock::time_point deadline,
+                                            std::uint16_t partition = 0) noexcept;
 
   /// Starts the thread that times out async waiters, once. Call before
   /// queueing an async waiter with a deadline. Throws std::system_error if
@@ -271,6 +282,7 @@ class alignas(cache_line_size) PoolCore {
     s.rejected.closed = rejected(Reason::closed);
     s.rejected.pressure = rejected(Reason::pressure);
     s.double_releases = double_releases_.load(std::memory_order_relaxed);
+    s.bypassed = bypassed_.load(std::memory_order_relaxed);
     s.waiting_bytes = queued_bytes_.load(std::memory_order_relaxed);
     return s;
   }
@@ -293,6 +305,27 @@ class alignas(cache_line_size) PoolCore {
   /// The bytes the first waiter needs; nullopt when nobody waits.
   [[nodiscard]] std::optional<std::uint64_t> head_waiter_needs() const noexcept;
 
+  /// Counts a request that skipped admission (SlotPool::bypass).
+  void note_bypass() noexcept {
+    // relaxed: a statistic.
+    bypassed_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  // --- Partitions (partition.hpp; defined in pool_core_partitions.hpp) ------------
+
+  /// Adds a partition and returns its id (1-based). Throws
+  /// std::invalid_argument (without exceptions: aborts) naming what is wrong.
+  std::uint16_t add_partition(std::string_view name, const PartitionConfig& config);
+
+  /// The id of the partition named `name`, or 0.
+  [[nodiscard]] std::uint16_t find_partition(std::string_view name) const noexcept;
+
+  /// The figures of partition `id`, taken under the lock.
+  [[nodiscard]] PartitionStats partition_stats(std::uint16_t id) const;
+
+  /// Every partition's figures, in the order they were added.
+  [[nodiscard]] std::vector<PartitionStats> partition_stats() const;
+
  private:
   struct Attempt {
     bool admitted;
@@ -312,13 +345,11 @@ class alignas(cache_line_size) PoolCore {
     std::uint64_t word = state_.load(std::memory_order_relaxed);
     for (;;) {
       if (!ForQueue && packed::has_attention(word)) [[unlikely]] {
-        // One load for both states that refuse everyone: attempt() must stay
+        // One load for the states that take every request off this path
+        // (closed, pressure, partitions), and one call: attempt() must stay
         // small enough to be inlined into try_acquire.
         if (const Blocked blocked = blocked_flag(); blocked != Blocked::no) {
-          const Reason why = blocked == Blocked::closed ? Reason::closed
-                             : needed > budget          ? Reason::too_large
-                                                        : Reason::pressure;
-          return {false, why, {}, word, budget};
+          return blocked_attempt(blocked, needed, word, budget);
         }
         // FIFO: what is free is owed to the waiters ahead of us.
         if (queue_has_priority()) return behind_queue(needed, word, budget);
@@ -351,16 +382,72 @@ class alignas(cache_line_size) PoolCore {
   enum class Pass : std::uint8_t { open, too_big, closed };
   Pass may_pass_locked(std::uint64_t needed) const noexcept;
 
-  /// Lanes: `bytes` passed the head. Under mutex_.
-  void passed_locked(std::uint64_t bytes) noexcept {
-    if (!queue_.empty()) passed_bytes_ += bytes;
+  // --- Partitions (pool_core_partitions.hpp) -----------------------------------
+
+  /// After seeing the attention bit: does this pool have partitions?
+  bool partitioned_flag() const noexcept {
+    see_slow_path_state();
+    return partitioned_.load(std::memory_order_relaxed);
   }
 
-  /// Lanes: the queue's front changed to a new head; its window opens now.
-  void new_head_locked() noexcept {
-    if (!lanes_) return;
-    head_since_ = lanes_now();
-    passed_bytes_ = 0;
+  CoreAdmission try_acquire_partitioned(std::uint64_t declared_size, std::uint64_t needed,
+                                        std::uint16_t partition) noexcept;
+
+  /// What decide_partitioned_locked answers: the pool's attempt (its figures
+  /// when refused by the pool), or the partition's refusal.
+  struct Decision {
+    Attempt attempt;
+    std::optional<Rejection> by_partition;
+  };
+
+  std::optional<Rejection> grow_partitioned(std::uint64_t held, std::uint64_t declared_size,
+                                            std::uint64_t extra, std::uint16_t partition) noexcept;
+
+  /// The whole decision for a request in a partitioned pool (partition 0:
+  /// none), admitting it if it may go now; an uncounted refusal otherwise.
+  Decision decide_partitioned_locked(std::uint64_t declared_size, std::uint64_t needed,
+                                     std::uint16_t partition) noexcept;
+
+  /// decide_partitioned_locked's answer as a CoreAdmission, uncounted.
+  CoreAdmission admission_of(const Decision& d, std::uint64_t declared_size,
+                             std::uint64_t needed) const noexcept {
+    if (d.attempt.admitted) return {true, d.attempt.claim, {}};
+    if (d.by_partition) return {false, {}, *d.by_partition};
+    return {false, {},
+            rejection(d.attempt.reason, declared_size, needed, d.attempt.word, d.attempt.budget)};
+  }
+
+  /// Who may go before the waiters: go, pass (lanes, through the head's
+  /// window) or wait.
+  enum class Turn : std::uint8_t { go, pass, wait };
+  Turn turn_locked(std::uint64_t needed, bool covered) noexcept;
+
+  /// Whether `w`'s own partition's ceiling holds it back now.
+  bool held_by_ceiling_locked(const Waiter& w) const noexcept;
+
+  /// Whether `w`'s partition's guarantee still covers it.
+  bool covered_locked(const Waiter& w) const noexcept;
+
+  /// Charges an admission of `needed` bytes to `partition` (0: none).
+  void charge_locked(std::uint16_t partition, std::uint64_t needed) noexcept;
+
+  /// Admits the waiters that their partition's guarantee covers, in queue
+  /// order; false when FIFO must stop there (one of them does not fit).
+  bool dispatch_covered_locked(ReadyList& ready) noexcept;
+
+  Rejection partition_rejection(Reason reason, std::uint64_t declared_size, std::uint64_t needed,
+                                const PartitionState& p, std::uint64_t budget) const noexcept;
+
+  /// The lanes head: the first waiter not held back by its own partition's
+  /// ceiling (the queue's front in a pool without partitions).
+  const Waiter* lanes_head_locked() const noexcept;
+
+  /// Lanes: if the head changed, the new head's window opens now.
+  void refresh_head_locked() noexcept;
+
+  /// Lanes: `bytes` passed the head. Under mutex_.
+  void passed_locked(std::uint64_t bytes) noexcept {
+    if (head_ != nullptr) passed_bytes_ += bytes;
   }
 
   std::chrono::steady_clock::time_point lanes_now() const noexcept {
@@ -369,7 +456,13 @@ class alignas(cache_line_size) PoolCore {
 
   /// Whether everyone new is refused, and why: closed_ and pressure_ in one
   /// figure, kept by set_blocked_locked() (closed wins: it is for good).
-  enum class Blocked : std::uint8_t { no, pressure, closed };
+  /// partitioned: nobody is refused for it, but a partitioned pool decides
+  /// every request under the lock (pool_core_partitions.hpp).
+  enum class Blocked : std::uint8_t { no, partitioned, pressure, closed };
+
+  /// attempt() saw `blocked`: the refusal, or the decision under the lock.
+  Attempt blocked_attempt(Blocked blocked, std::uint64_t needed, std::uint64_t word,
+                          std::uint64_t budget) noexcept;
 
   /// After seeing the attention bit: is everyone new refused?
   Blocked blocked_flag() const noexcept {
@@ -387,9 +480,10 @@ class alignas(cache_line_size) PoolCore {
   /// update_attention_locked() publishes it.
   void set_blocked_locked() noexcept {
     // relaxed: published by the release RMW in update_attention_locked.
-    blocked_.store(closed_.load(std::memory_order_relaxed)     ? Blocked::closed
-                   : pressure_.load(std::memory_order_relaxed) ? Blocked::pressure
-                                                               : Blocked::no,
+    blocked_.store(closed_.load(std::memory_order_relaxed)          ? Blocked::closed
+                   : pressure_.load(std::memory_order_relaxed)      ? Blocked::pressure
+                   : partitioned_.load(std::memory_order_relaxed) ? Blocked::partitioned
+                                                                    : Blocked::no,
                    std::memory_order_relaxed);
   }
 
@@ -413,7 +507,12 @@ class alignas(cache_line_size) PoolCore {
   /// The answers a request gets without ever entering the queue.
   std::optional<CoreAdmission> refuse_before_waiting(std::uint64_t declared_size,
                                                      std::uint64_t needed,
-                                                     Clock::time_point deadline) noexcept;
+                                                     Clock::time_point deadline,
+                                                     std::uint16_t partition) noexcept;
+
+  /// In a partitioned pool: `w` admitted at once, or refused for good
+  /// (counted); nullopt when it is to queue (or the pool has no partitions).
+  std::optional<CoreAdmission> decide_before_queueing_locked(Waiter& w) noexcept;
 
   /// Appends `w` and raises the attention bit, or refuses it (closed,
   /// queue_full). Under mutex_.
@@ -451,8 +550,9 @@ class alignas(cache_line_size) PoolCore {
   /// Sets or clears the attention bit to match the slow-path state. Under mutex_.
   void update_attention_locked() noexcept;
 
-  /// A release saw the attention bit: let the queue (or wait_idle) see it.
-  void capacity_returned() noexcept;
+  /// A release saw the attention bit: gives `bytes` (and a slot) back to
+  /// `partition` if it is not 0, and lets the queue (or wait_idle) see it.
+  void capacity_returned(std::uint16_t partition, std::uint64_t bytes, bool slot) noexcept;
 
   // --- Deadlines of async waiters ----------------------------------------------
 
@@ -475,10 +575,20 @@ class alignas(cache_line_size) PoolCore {
   }
 
   CoreAdmission refuse(Reason reason, std::uint64_t declared_size, std::uint64_t needed,
-                       std::uint64_t word, std::uint64_t budget) noexcept {
+                       std::uint64_t word, std::uint64_t budget,
+                       std::uint16_t partition = 0) noexcept {
+    return counted({false, {}, rejection(reason, declared_size, needed, word, budget)},
+                   partition);
+  }
+
+  /// Counts refusal `a` for the pool and for `partition` (0: none).
+  CoreAdmission counted(const CoreAdmission& a, std::uint16_t partition) noexcept {
+    const auto reason = static_cast<std::size_t>(a.rejection.reason);
     // relaxed: a statistic.
-    rejected_[static_cast<std::size_t>(reason)].fetch_add(1, std::memory_order_relaxed);
-    return {false, {}, rejection(reason, declared_size, needed, word, budget)};
+    rejected_[reason].fetch_add(1, std::memory_order_relaxed);
+    // The table outlives every request that names one of its partitions.
+    if (partition != 0) partitions_->at(partition).count_refusal(a.rejection.reason);
+    return a;
   }
 
   std::uint64_t rejected(Reason reason) const noexcept {
@@ -547,6 +657,7 @@ class alignas(cache_line_size) PoolCore {
   // Written only on refusals and double releases.
   alignas(cache_line_size) std::array<std::atomic<std::uint64_t>, reason_count> rejected_{};
   std::atomic<std::uint64_t> double_releases_{0};
+  std::atomic<std::uint64_t> bypassed_{0};
   // The slow path: read by the fast path only after it sees the attention bit.
   alignas(cache_line_size) std::atomic<bool> closed_{false};
   std::atomic<bool> pressure_{false};
@@ -564,9 +675,16 @@ class alignas(cache_line_size) PoolCore {
   // the bytes that passed it since.
   std::chrono::steady_clock::time_point head_since_{};
   std::uint64_t passed_bytes_ = 0;
+  const Waiter* head_ = nullptr;  // whose window head_since_ is; null when none
+  // Partitions: created by the first add_partition, then kept; guarded by
+  // mutex_ (partition_table.hpp says what is not). partitioned_ is a
+  // slow-path flag: set before the attention bit that publishes it.
+  std::unique_ptr<PartitionTable> partitions_;
+  std::atomic<bool> partitioned_{false};
 };
 
 }  // namespace admit::detail
 
-// The slow path's definitions (waiting, close, budget changes).
-#include "pool_core_waiting.hpp"  // IWYU pragma: export
+// The slow path's definitions (waiting, close, budget changes; partitions).
+#include "pool_core_waiting.hpp"     // IWYU pragma: export
+#include "pool_core_partitions.hpp"  // IWYU pragma: export

@@ -21,16 +21,23 @@
 namespace admit::detail {
 
 inline CoreAdmission PoolCore::acquire_until(std::uint64_t declared_size, std::uint64_t needed,
-                                             Clock::time_point deadline) noexcept {
-  if (auto refused = refuse_before_waiting(declared_size, needed, deadline)) return *refused;
-  const Attempt now = attempt</*ForQueue=*/false>(needed);
-  if (now.admitted) return {true, now.claim, {}};
+                                             Clock::time_point deadline,
+                                             std::uint16_t partition) noexcept {
+  if (auto refused = refuse_before_waiting(declared_size, needed, deadline, partition)) {
+    return *refused;
+  }
+  if (partition == 0) {
+    const Attempt now = attempt</*ForQueue=*/false>(needed);
+    if (now.admitted) return {true, now.claim, {}};
+  }
 
   std::condition_variable wakeup;
   Waiter self{declared_size, needed};
   self.wakeup = &wakeup;
+  self.partition = partition;
   ReadyList ready;
   std::unique_lock lock{mutex_};
+  if (auto decided = decide_before_queueing_locked(self)) return *decided;
   if (auto refused = enqueue_locked(self)) return *refused;
   // Capacity released before the attention bit was set is found here.
   dispatch_locked(ready);
@@ -57,20 +64,28 @@ inline void PoolCore::ensure_timer() {
 inline void PoolCore::async_acquire(const std::shared_ptr<AsyncWaiter>& waiter) noexcept {
   AsyncWaiter& w = *waiter;
   const Clock::time_point deadline = w.has_deadline ? w.deadline : Clock::time_point::max();
-  if (auto refused = refuse_before_waiting(w.declared_size, w.needed, deadline)) {
+  if (auto refused = refuse_before_waiting(w.declared_size, w.needed, deadline, w.partition)) {
     record(w, *refused);  // answered at once, on this thread
     w.complete(*this);
     return;
   }
-  const Attempt now = attempt</*ForQueue=*/false>(w.needed);
-  if (now.admitted) {
-    record(w, {true, now.claim, {}});
-    w.complete(*this);
-    return;
+  if (w.partition == 0) {
+    const Attempt now = attempt</*ForQueue=*/false>(w.needed);
+    if (now.admitted) {
+      record(w, {true, now.claim, {}});
+      w.complete(*this);
+      return;
+    }
   }
   ReadyList ready;
   {
-    const std::scoped_lock lock{mutex_};
+    std::unique_lock lock{mutex_};
+    if (auto decided = decide_before_queueing_locked(w)) {
+      lock.unlock();
+      record(w, *decided);  // answered at once, on this thread
+      w.complete(*this);
+      return;
+    }
     if (auto refused = enqueue_locked(w)) {
       record(w, *refused);  // completed below, once the mutex is released
       w.self = waiter;
@@ -164,7 +179,10 @@ inline void PoolCore::set_memory_budget(std::uint64_t memory_budget) {
     // in the queue: dispatch stops at a FIFO head that does not fit yet.
     for (Waiter* w = queue_.front(); w != nullptr;) {
       Waiter* const next = w->next;
-      if (w->needed > memory_budget) answer_locked(*w, Reason::too_large, ready);
+      const bool over_ceiling =
+          w->partition != 0 &&
+          w->needed > partitions_->at(w->partition).ceiling_bytes(memory_budget);
+      if (w->needed > memory_budget || over_ceiling) answer_locked(*w, Reason::too_large, ready);
       w = next;
     }
     dispatch_locked(ready);
@@ -173,15 +191,29 @@ inline void PoolCore::set_memory_budget(std::uint64_t memory_budget) {
 }
 
 inline std::optional<CoreAdmission> PoolCore::refuse_before_waiting(
-    std::uint64_t declared_size, std::uint64_t needed, Clock::time_point deadline) noexcept {
+    std::uint64_t declared_size, std::uint64_t needed, Clock::time_point deadline,
+    std::uint16_t partition) noexcept {
   const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
   const std::uint64_t word = state_.load(std::memory_order_relaxed);
-  if (closed()) return refuse(Reason::closed, declared_size, needed, word, budget);
-  if (needed > budget) return refuse(Reason::too_large, declared_size, needed, word, budget);
+  if (closed()) return refuse(Reason::closed, declared_size, needed, word, budget, partition);
+  if (needed > budget) {
+    return refuse(Reason::too_large, declared_size, needed, word, budget, partition);
+  }
   // An expired deadline fails at once and takes nothing.
   if (deadline <= Clock::now()) {
-    return refuse(Reason::timeout, declared_size, needed, word, budget);
+    return refuse(Reason::timeout, declared_size, needed, word, budget, partition);
   }
+  return std::nullopt;
+}
+
+inline std::optional<CoreAdmission> PoolCore::decide_before_queueing_locked(Waiter& w) noexcept {
+  if (partitions_ == nullptr) return std::nullopt;  // decided by attempt() already
+  const CoreAdmission now = admission_of(
+      decide_partitioned_locked(w.declared_size, w.needed, w.partition), w.declared_size, w.needed);
+  if (now.admitted) return now;
+  // Those never fit by waiting; every other refusal waits for room.
+  const Reason why = now.rejection.reason;
+  if (why == Reason::too_large || why == Reason::closed) return counted(now, w.partition);
   return std::nullopt;
 }
 
@@ -189,17 +221,20 @@ inline std::optional<CoreAdmission> PoolCore::enqueue_locked(Waiter& w) noexcept
   const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
   const std::uint64_t word = state_.load(std::memory_order_relaxed);
   if (closed_.load(std::memory_order_relaxed)) {
-    return refuse(Reason::closed, w.declared_size, w.needed, word, budget);
+    return refuse(Reason::closed, w.declared_size, w.needed, word, budget, w.partition);
   }
   // The budget may have shrunk since refuse_before_waiting; set_memory_budget,
   // under mutex_ too, only refuses the waiters already queued.
-  if (w.needed > budget) return refuse(Reason::too_large, w.declared_size, w.needed, word, budget);
+  if (w.needed > budget) {
+    return refuse(Reason::too_large, w.declared_size, w.needed, word, budget, w.partition);
+  }
   if (max_waiters_ != 0 && queued_.load(std::memory_order_relaxed) >= max_waiters_) {
-    return refuse(Reason::queue_full, w.declared_size, w.needed, word, budget);
+    return refuse(Reason::queue_full, w.declared_size, w.needed, word, budget, w.partition);
   }
   w.state = Waiter::State::queued;
   queue_.push_back(w);
-  if (queue_.front() == &w) new_head_locked();
+  if (w.partition != 0) ++partitions_->at(w.partition).waiters;
+  refresh_head_locked();
   // relaxed: published by the release RMW in update_attention_locked.
   queued_.fetch_add(1, std::memory_order_relaxed);
   // relaxed: a statistic, written only under mutex_.
@@ -212,11 +247,19 @@ inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
   // Under pressure nobody is admitted: the waiters wait for set_pressure(false)
   // or their deadlines. None needs more than the budget: those are refused
   // before they queue, or by set_memory_budget when it shrinks.
-  if (!pressure_.load(std::memory_order_relaxed)) {
+  refresh_head_locked();  // a release may have let a partition's waiter back in line
+  // Partitions: first those their guarantee covers; a waiter its own
+  // partition's ceiling holds back holds up nobody.
+  if (!pressure_.load(std::memory_order_relaxed) &&
+      (partitions_ == nullptr || dispatch_covered_locked(ready))) {
     for (Waiter* w = queue_.front(); w != nullptr;) {
       Waiter* const next = w->next;
+      if (partitions_ != nullptr && held_by_ceiling_locked(*w)) {
+        w = next;
+        continue;
+      }
       // Lanes: a waiter behind the head goes only through the head's window.
-      const bool passing = lanes_ && w != queue_.front();
+      const bool passing = lanes_ && w != head_;
       const Pass pass = passing ? may_pass_locked(w->needed) : Pass::open;
       if (pass == Pass::closed) break;
       if (pass == Pass::open) {
@@ -237,6 +280,9 @@ inline void PoolCore::dispatch_locked(ReadyList& ready) noexcept {
 }
 
 inline void PoolCore::grant_locked(Waiter& w, SlotClaim claim, ReadyList& ready) noexcept {
+  // Charged first: the lanes head that dequeue picks depends on it.
+  charge_locked(w.partition, w.needed);
+  claim.partition = w.partition;
   dequeue_locked(w);
   record(w, {true, claim, {}});
   notify_locked(w, ready);
@@ -246,14 +292,17 @@ inline void PoolCore::answer_locked(Waiter& w, Reason reason, ReadyList& ready) 
   dequeue_locked(w);
   const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
   const std::uint64_t word = state_.load(std::memory_order_relaxed);
-  record(w, refuse(reason, w.declared_size, w.needed, word, budget));
+  record(w, refuse(reason, w.declared_size, w.needed, word, budget, w.partition));
   notify_locked(w, ready);
 }
 
 inline void PoolCore::dequeue_locked(Waiter& w) noexcept {
-  const bool was_head = queue_.front() == &w;
   queue_.remove(w);
-  if (was_head && !queue_.empty()) new_head_locked();
+  if (w.partition != 0) --partitions_->at(w.partition).waiters;
+  // Forgotten before the next head is chosen: another waiter may later live
+  // at this address, and it must get a window of its own.
+  if (&w == head_) head_ = nullptr;
+  refresh_head_locked();
   // relaxed: a count read by stats() and, after the attention bit, by
   // queue_has_priority(); update_attention_locked() follows every change.
   queued_.fetch_sub(1, std::memory_order_relaxed);
@@ -269,7 +318,7 @@ ADMIT_COLD inline PoolCore::Attempt PoolCore::behind_queue(std::uint64_t needed,
   if (lanes_) {
     const std::scoped_lock lock{mutex_};
     if (const Blocked blocked = blocked_.load(std::memory_order_relaxed);
-        blocked != Blocked::no) {
+        blocked == Blocked::closed || blocked == Blocked::pressure) {
       // Closed or under pressure since the caller looked (under mutex_: exact).
       return {false, blocked == Blocked::closed ? Reason::closed : Reason::pressure, {},
               state_.load(std::memory_order_relaxed), budget};
@@ -289,7 +338,10 @@ ADMIT_COLD inline PoolCore::Attempt PoolCore::behind_queue(std::uint64_t needed,
 ADMIT_COLD inline bool PoolCore::pass_grow(std::uint64_t extra) noexcept {
   const std::scoped_lock lock{mutex_};
   // Closed or pressure since the caller looked: grown by nobody.
-  if (blocked_.load(std::memory_order_relaxed) != Blocked::no) return false;
+  if (const Blocked blocked = blocked_.load(std::memory_order_relaxed);
+      blocked == Blocked::closed || blocked == Blocked::pressure) {
+    return false;
+  }
   if (may_pass_locked(extra) != Pass::open) return false;
   // relaxed: the budget is a plain setting, as in attempt().
   const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
@@ -306,7 +358,7 @@ ADMIT_COLD inline bool PoolCore::pass_grow(std::uint64_t extra) noexcept {
 }
 
 inline PoolCore::Pass PoolCore::may_pass_locked(std::uint64_t needed) const noexcept {
-  const Waiter* const head = queue_.front();
+  const Waiter* const head = head_;
   if (head == nullptr) return Pass::open;  // nobody to pass
   // At most 2^43 * 100: no overflow.
   const std::uint64_t share = head->needed * max_pass_percent_ / 100;
@@ -326,7 +378,7 @@ inline void PoolCore::complete_outside(std::unique_lock<std::mutex>& lock,
 }
 
 inline void PoolCore::update_attention_locked() noexcept {
-  const bool wanted = !queue_.empty() || idle_waiters_ != 0 ||
+  const bool wanted = !queue_.empty() || idle_waiters_ != 0 || partitions_ != nullptr ||
                       closed_.load(std::memory_order_relaxed) ||
                       pressure_.load(std::memory_order_relaxed);
   // relaxed: the bit only changes under mutex_, so this load is exact.
@@ -341,10 +393,16 @@ inline void PoolCore::update_attention_locked() noexcept {
   }
 }
 
-inline void PoolCore::capacity_returned() noexcept {
+inline void PoolCore::capacity_returned(std::uint16_t partition, std::uint64_t bytes,
+                                        bool slot) noexcept {
   ReadyList ready;
   {
     const std::scoped_lock lock{mutex_};
+    if (partition != 0) {
+      PartitionState& p = partitions_->at(partition);
+      p.bytes -= bytes;
+      if (slot) --p.slots;
+    }
     dispatch_locked(ready);
   }
   ready.complete_all(*this);

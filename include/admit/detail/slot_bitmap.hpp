@@ -68,10 +68,12 @@ namespace admit::detail {
 /// change between compiler versions (ABI), and clang 14 with libstdc++ lacks it.
 inline constexpr std::size_t cache_line_size = 64;
 
-/// A claimed slot: its index and its generation at claim time.
+/// A claimed slot: its index and its generation at claim time, and the
+/// partition it was admitted in (0: none), which the bitmap ignores.
 struct SlotClaim {
   std::uint32_t slot = 0;
   std::uint16_t generation = 0;
+  std::uint16_t partition = 0;
 };
 
 class SlotBitmap {
