@@ -365,3 +365,35 @@ TEST_CASE("stress: cancellation racing grants loses nothing", "[asio][cancel][st
   CHECK(stats.admitted == static_cast<std::uint64_t>(admitted.load()));
   CHECK(stats.admitted + stats.rejected.total() == static_cast<std::uint64_t>(operations));
 }
+
+TEST_CASE("the partition overloads admit in the partition", "[asio][partition]") {
+  Pool pool{config, FlatPolicy{100}};
+  const admit::Partition batch = pool.add_partition("batch", {.ceiling_percent = 30});
+  net::io_context io;
+  Answer now;
+  Answer over;
+  Answer timed;
+  Answer waited;
+  admit::asio::async_acquire(pool, 20 * MiB, batch, net::bind_executor(io, now.handler()));
+  admit::asio::async_acquire(pool, 40 * MiB, batch, net::bind_executor(io, over.handler()));
+  admit::asio::async_acquire_for(pool, 20 * MiB, 1ms, batch,
+                                 net::bind_executor(io, timed.handler()));
+  io.run();
+  REQUIRE(now.calls == 1);
+  REQUIRE(now.admission->has_value());
+  CHECK(pool.stats(batch).bytes_in_use == 20 * MiB);
+  REQUIRE(over.calls == 1);
+  CHECK(over.admission->error().reason == Reason::too_large);
+  CHECK(over.admission->error().limit == admit::Limit::partition);
+  REQUIRE(timed.calls == 1);  // batch is at 20 of its 30 MiB: waited for its own room
+  CHECK(timed.admission->error().reason == Reason::timeout);
+
+  io.restart();
+  admit::asio::async_acquire(pool, 20 * MiB, admit::SlotPool<FlatPolicy>::clock::now() + 10s,
+                             batch, net::bind_executor(io, waited.handler()));
+  now.admission.reset();  // batch's room comes back: the waiter is admitted
+  io.run();
+  REQUIRE(waited.calls == 1);
+  REQUIRE(waited.admission->has_value());
+  CHECK(pool.stats(batch).bytes_in_use == 20 * MiB);
+}

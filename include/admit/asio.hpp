@@ -186,7 +186,8 @@ class Completion {
 struct InitiateAcquire {
   template <class Handler, class Policy>
   void operator()(Handler&& handler, SlotPool<Policy>* pool, std::uint64_t declared_size,
-                  std::optional<typename SlotPool<Policy>::clock::time_point> deadline) const {
+                  std::optional<typename SlotPool<Policy>::clock::time_point> deadline,
+                  std::optional<Partition> partition = std::nullopt) const {
     Completion<std::decay_t<Handler>> completion{std::forward<Handler>(handler)};
     auto slot = completion.cancellation_slot();
 
@@ -199,8 +200,15 @@ struct InitiateAcquire {
       slot.template emplace<CancelHandler>(target);
     }
 
-    Ticket ticket = deadline ? pool->async_acquire(declared_size, *deadline, std::move(completion))
-                             : pool->async_acquire(declared_size, std::move(completion));
+    Ticket ticket;
+    if (partition) {
+      ticket = deadline ? pool->async_acquire(declared_size, *deadline, *partition,
+                                              std::move(completion))
+                        : pool->async_acquire(declared_size, *partition, std::move(completion));
+    } else {
+      ticket = deadline ? pool->async_acquire(declared_size, *deadline, std::move(completion))
+                        : pool->async_acquire(declared_size, std::move(completion));
+    }
     if (target) {
       target->ticket = std::move(ticket);
     }
@@ -235,6 +243,35 @@ auto async_acquire_for(SlotPool<Policy>& pool, std::uint64_t declared_size,
   using clock = typename SlotPool<Policy>::clock;
   return async_acquire(pool, declared_size, admit::detail::deadline_after<clock>(timeout),
                        std::forward<CompletionToken>(token));
+}
+
+/// The three above in partition `partition` (partition.hpp).
+template <MemoryPolicy Policy, class CompletionToken>
+auto async_acquire(SlotPool<Policy>& pool, std::uint64_t declared_size, Partition partition,
+                   CompletionToken&& token) {
+  return detail::net::async_initiate<CompletionToken, void(Admission)>(
+      detail::InitiateAcquire{}, token, &pool, declared_size,
+      std::optional<typename SlotPool<Policy>::clock::time_point>{},
+      std::optional<Partition>{partition});
+}
+
+template <MemoryPolicy Policy, class CompletionToken>
+auto async_acquire(SlotPool<Policy>& pool, std::uint64_t declared_size,
+                   typename SlotPool<Policy>::clock::time_point deadline, Partition partition,
+                   CompletionToken&& token) {
+  return detail::net::async_initiate<CompletionToken, void(Admission)>(
+      detail::InitiateAcquire{}, token, &pool, declared_size,
+      std::optional<typename SlotPool<Policy>::clock::time_point>{deadline},
+      std::optional<Partition>{partition});
+}
+
+template <MemoryPolicy Policy, class Rep, class Period, class CompletionToken>
+auto async_acquire_for(SlotPool<Policy>& pool, std::uint64_t declared_size,
+                       std::chrono::duration<Rep, Period> timeout, Partition partition,
+                       CompletionToken&& token) {
+  using clock = typename SlotPool<Policy>::clock;
+  return async_acquire(pool, declared_size, admit::detail::deadline_after<clock>(timeout),
+                       partition, std::forward<CompletionToken>(token));
 }
 
 }  // namespace standalone_asio / boost_asio
