@@ -4,7 +4,8 @@
 // sharing one pool), try_acquire refused for each reason (refuse/<reason>),
 // the policies' bytes_for over varied sizes (policy/<policy>, with the bare
 // loop as policy/none) and try_grow + shrink on a held reservation
-// (grow_shrink/admit/1MiB). The pairs run admit's SlotPool<TieredPolicy> next
+// (grow_shrink/admit/1MiB); pair/admit_partition is the same pair in a
+// partition of a partitioned pool (decided under the pool's lock). The pairs run admit's SlotPool<TieredPolicy> next
 // to the three baselines of baselines.hpp on the same loop: AtomicBudget (the
 // bare atomic floor, "atomic_floor"), MutexSemaphore ("mutex_cv") and
 // SlotSemaphore ("counting_semaphore"); benchmarks/report.py divides every
@@ -72,6 +73,26 @@ void pair_admit(benchmark::State& state, std::uint64_t size) {
     if (!admission) ++counters.refused;
     benchmark::DoNotOptimize(admission);
     // ~Admission releases the reservation: the release half of the pair.
+  }
+}
+
+// The same pool shape with one partition (partition.hpp): every request in a
+// partitioned pool is decided under the pool's lock, this is what that costs.
+admit::SlotPool<>& partitioned_pool() {
+  static admit::SlotPool<> pool{{.memory_budget = shared_budget, .slots = shared_slots}};
+  static const admit::Partition batch = pool.add_partition("batch", {.ceiling_percent = 100});
+  static_cast<void>(batch);
+  return pool;
+}
+
+void pair_admit_partition(benchmark::State& state, std::uint64_t size) {
+  admit::SlotPool<>& pool = partitioned_pool();
+  const admit::Partition batch = pool.partition("batch");
+  Counters counters{state};
+  for (auto _ : state) {
+    admit::Admission admission = pool.try_acquire(size, batch);
+    if (!admission) ++counters.refused;
+    benchmark::DoNotOptimize(admission);
   }
 }
 
@@ -203,8 +224,9 @@ void admit_bench::register_fast_path() {
     // run at 10 MiB only.
     bool by_size;
   };
-  const std::array<Pair, 4> pairs{{
+  const std::array<Pair, 5> pairs{{
       {"admit", pair_admit, true},
+      {"admit_partition", pair_admit_partition, false},
       {"atomic_floor", pair_baseline<admit_bench::AtomicBudget>, true},
       {"mutex_cv", pair_baseline<admit_bench::MutexSemaphore>, false},
       {"counting_semaphore", pair_baseline<admit_bench::SlotSemaphore>, false},

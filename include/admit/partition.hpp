@@ -22,7 +22,8 @@
 // the pool alone and covered by no guarantee. A pool without partitions pays
 // nothing for them: its fast path is unchanged. In a pool with partitions
 // every admission and release takes the pool's lock, which is what makes the
-// two limits one step (benchmarks/bench_partitions.cpp measures it).
+// two limits one step (pair/admit_partition in benchmarks/bench_fast_path.cpp
+// measures it).
 #pragma once
 
 #include <cstdint>

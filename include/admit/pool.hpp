@@ -172,7 +172,8 @@ class SlotPool {
   /// partition's ceiling and the pool (partition.hpp). Takes the pool's lock.
   [[nodiscard]] Admission try_acquire(std::uint64_t declared_size, Partition p) noexcept {
     const std::uint64_t needed = policy_.bytes_for(declared_size);
-    return answer(declared_size, needed, core_.try_acquire(declared_size, needed, id(p)));
+    return answer(declared_size, needed,
+                  core_.try_acquire_partitioned(declared_size, needed, id(p)));
   }
 
   /// acquire in partition `p`.

@@ -116,11 +116,9 @@ class alignas(cache_line_size) PoolCore {
 
   // --- Admission without waiting --------------------------------------------
 
-  /// Takes one slot and `needed` bytes together, or says why not; in
-  /// `partition` (an id from add_partition) when it is not 0.
-  [[nodiscard]] CoreAdmission try_acquire(std::uint64_t declared_size, std::uint64_t needed,
-                                          std::uint16_t partition = 0) noexcept {
-    if (partition != 0) return try_acquire_partitioned(declared_size, needed, partition);
+  /// Takes one slot and `needed` bytes together, or says why not.
+  [[nodiscard]] ADMIT_ALWAYS_INLINE CoreAdmission try_acquire(std::uint64_t declared_size,
+                                          std::uint64_t needed) noexcept {
     const Attempt a = attempt</*ForQueue=*/false>(needed);
     if (a.admitted) return {true, a.claim, {}};
     return refuse(a.reason, declared_size, needed, a.word, a.budget);
@@ -313,6 +311,12 @@ class alignas(cache_line_size) PoolCore {
 
   // --- Partitions (partition.hpp; defined in pool_core_partitions.hpp) ------------
 
+  /// try_acquire in partition `partition` (an id from add_partition), under
+  /// the lock. Its own function, so that try_acquire stays as small as it was.
+  [[nodiscard]] CoreAdmission try_acquire_partitioned(std::uint64_t declared_size,
+                                                      std::uint64_t needed,
+                                                      std::uint16_t partition) noexcept;
+
   /// Adds a partition and returns its id (1-based). Throws
   /// std::invalid_argument (without exceptions: aborts) naming what is wrong.
   std::uint16_t add_partition(std::string_view name, const PartitionConfig& config);
@@ -389,9 +393,6 @@ class alignas(cache_line_size) PoolCore {
     see_slow_path_state();
     return partitioned_.load(std::memory_order_relaxed);
   }
-
-  CoreAdmission try_acquire_partitioned(std::uint64_t declared_size, std::uint64_t needed,
-                                        std::uint16_t partition) noexcept;
 
   /// What decide_partitioned_locked answers: the pool's attempt (its figures
   /// when refused by the pool), or the partition's refusal.
