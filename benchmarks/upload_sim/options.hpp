@@ -14,7 +14,25 @@ struct PolicySpec {
   std::variant<admit::TieredPolicy, admit::FlatPolicy, admit::FixedPolicy> policy;
 };
 
+/// A --partition: one tenant's share in the tenants scenario's "with partitions" run.
+struct PartitionSpec {
+  std::string name;
+  admit::PartitionConfig config;
+};
+
+/// The tenants scenario's two tenants, in the order the tables print them.
+inline constexpr std::array<const char*, 2> tenant_names{"batch", "interactive"};
+
+enum class Scenario : std::uint8_t { single, tenants };
+
 struct Options {
+  Scenario scenario = Scenario::single;
+  // The defaults cap the flooding tenant well below the pool and owe the
+  // steady one most of it, so that the "with partitions" column shows what a
+  // partition is for; both may still borrow what the other leaves idle.
+  std::vector<PartitionSpec> partitions{
+      {"batch", {.guarantee_percent = 10, .ceiling_percent = 40}},
+      {"interactive", {.guarantee_percent = 60, .ceiling_percent = 100}}};
   std::uint64_t seed = 1;
   std::uint64_t uploads = 20'000;
   double rate = 0.3;  // arrivals per second
@@ -64,6 +82,20 @@ give the same output.
                       the requests passing it may take in all    (default %PP%)
   --policy P          tiered | flat:PERCENT | fixed:SIZE; repeat to compare
                       (default: flat:10, tiered and fixed:8MiB)
+  --scenario S        single | tenants                           (default single)
+                      single: one stream of uploads, as described above.
+                      tenants: two tenants share the pool. batch floods: a
+                      burst of 50 uploads at once every 10 s, sizes median
+                      64MiB (sigma 0.5); interactive uploads steadily: Poisson
+                      2 per second, sizes median 2MiB (sigma 0.5). --uploads
+                      counts both; --rate, --median-size and --sigma do not
+                      apply. The trace is replayed without partitions (the
+                      plain pool) and with them, side by side per tenant.
+  --partition NAME:G%:C%
+                      tenants: partition NAME (batch or interactive) gets a
+                      guarantee of G % and a ceiling of C % of the budget and
+                      slots; repeat for both (default batch:10%:40% and
+                      interactive:60%:100%)
   --csv               one CSV row per policy and size class instead of tables
   --help              this text
 
@@ -245,8 +277,35 @@ inline std::chrono::milliseconds parse_head_wait(std::string_view flag, std::str
   return std::chrono::milliseconds{ns / 1'000'000};
 }
 
+/// "batch:10%:40%" (the % signs optional), checked as add_partition would
+/// check it, so that a bad value is refused with the option's name.
+inline PartitionSpec parse_partition(std::string_view text) {
+  const auto first = text.find(':');
+  const auto second = first == std::string_view::npos ? first : text.find(':', first + 1);
+  if (second == std::string_view::npos) {
+    fail("--partition: expected NAME:GUARANTEE%:CEILING%, e.g. batch:10%:40%, got '" +
+         std::string{text} + "'");
+  }
+  const auto percent = [&](std::string_view part) {
+    if (part.ends_with("%")) part.remove_suffix(1);
+    return parse_int<std::uint32_t>("--partition " + std::string{text}, part, 0, 100);
+  };
+  PartitionSpec spec{std::string{text.substr(0, first)},
+                     {.guarantee_percent = percent(text.substr(first + 1, second - first - 1)),
+                      .ceiling_percent = percent(text.substr(second + 1))}};
+  if (const auto error = admit::validation_error(spec.name, spec.config)) {
+    fail("--partition: " + *error);
+  }
+  if (std::find(tenant_names.begin(), tenant_names.end(), spec.name) == tenant_names.end()) {
+    fail("--partition: no tenant named '" + spec.name +
+         "' (the tenants are batch and interactive)");
+  }
+  return spec;
+}
+
 inline Options parse_options(int argc, char** argv) {
   Options o;
+  bool partition_given = false;
   std::string_view lanes_flag;  // the last lanes-only option given, for the error below
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
@@ -311,6 +370,21 @@ inline Options parse_options(int argc, char** argv) {
       lanes_flag = arg;
     } else if (arg == "--policy") {
       o.policies.push_back(parse_policy(value));
+    } else if (arg == "--scenario") {
+      if (value == "single") {
+        o.scenario = Scenario::single;
+      } else if (value == "tenants") {
+        o.scenario = Scenario::tenants;
+      } else {
+        fail("--scenario: expected single or tenants, got '" + std::string{value} + "'");
+      }
+    } else if (arg == "--partition") {
+      // A given --partition replaces that tenant's default, not the other's.
+      PartitionSpec spec = parse_partition(value);
+      for (PartitionSpec& p : o.partitions) {
+        if (p.name == spec.name) p = std::move(spec);
+      }
+      partition_given = true;
     } else {
       fail("unknown option '" + std::string{arg} + "'");
     }
@@ -322,6 +396,15 @@ inline Options parse_options(int argc, char** argv) {
   if (!lanes_flag.empty() &&
       std::find(o.fairness.begin(), o.fairness.end(), admit::Fairness::lanes) == o.fairness.end()) {
     fail(std::string{lanes_flag} + " applies only to --fairness lanes or --fairness all");
+  }
+  if (partition_given && o.scenario != Scenario::tenants) {
+    fail("--partition applies only to --scenario tenants");
+  }
+  std::uint32_t guarantees = 0;
+  for (const PartitionSpec& p : o.partitions) guarantees += p.config.guarantee_percent;
+  if (guarantees > 100) {
+    fail("--partition: the guarantees add up to " + std::to_string(guarantees) +
+         " %, more than 100 %");
   }
   if (o.policies.empty()) {
     o.policies.push_back(parse_policy("flat:10"));
