@@ -19,8 +19,9 @@
 // than its partition's whole ceiling is too_large, the one permanent reason.
 //
 // Requests without a partition (the plain try_acquire etc.) are limited by
-// the pool alone and covered by no guarantee. A pool without partitions pays
-// nothing for them: its fast path is unchanged. In a pool with partitions
+// the pool alone and covered by no guarantee. A pool without partitions keeps
+// its lock-free fast path (the partition rides in the reservation's slot
+// word: 3 instructions a pair). In a pool with partitions
 // every admission and release takes the pool's lock, which is what makes the
 // two limits one step (pair/admit_partition in benchmarks/bench_fast_path.cpp
 // measures it).
