@@ -289,7 +289,8 @@ TEST_CASE("partition figures follow the budget; a shrink refuses waiters over th
   queue(pool, 40 * MiB, batch, waiting);
   pool.set_memory_budget(60 * MiB);  // ceiling 30 MiB: 40 MiB can never fit now
   REQUIRE(waiting.answer);
-  CHECK(waiting.answer->error().reason == Reason::too_large);
+  CHECK(waiting.answer->error() == admit::Rejection{Reason::too_large, 40 * MiB, 40 * MiB, 0,
+                                                    30 * MiB, 1, 5, Limit::partition});
   CHECK(pool.stats(batch).ceiling_bytes == 30 * MiB);
   CHECK(pool.stats(batch).rejected.too_large == 1);
 }

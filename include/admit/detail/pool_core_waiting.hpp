@@ -179,10 +179,17 @@ inline void PoolCore::set_memory_budget(std::uint64_t memory_budget) {
     // in the queue: dispatch stops at a FIFO head that does not fit yet.
     for (Waiter* w = queue_.front(); w != nullptr;) {
       Waiter* const next = w->next;
-      const bool over_ceiling =
-          w->partition != 0 &&
-          w->needed > partitions_->at(w->partition).ceiling_bytes(memory_budget);
-      if (w->needed > memory_budget || over_ceiling) answer_locked(*w, Reason::too_large, ready);
+      if (w->needed > memory_budget) {
+        answer_locked(*w, Reason::too_large, ready);
+      } else if (w->partition != 0 &&
+                 w->needed > partitions_->at(w->partition).ceiling_bytes(memory_budget)) {
+        // Refused by its partition's new ceiling: the partition's figures.
+        const Rejection why = partition_rejection(Reason::too_large, w->declared_size, w->needed,
+                                                  partitions_->at(w->partition), memory_budget);
+        dequeue_locked(*w);
+        record(*w, counted({false, {}, why}, w->partition));
+        notify_locked(*w, ready);
+      }
       w = next;
     }
     dispatch_locked(ready);
