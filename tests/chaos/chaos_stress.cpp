@@ -161,6 +161,17 @@ std::string clock_figures(const Run& run, std::uint64_t reads_before) {
   return text;
 }
 
+/// "; 6 partitions (3 added), 900 refused by one, 3000 bypassed" in a run with partitions.
+std::string partition_figures(const Run& run) {
+  if (!run.config.partitions) return {};
+  char text[192];
+  std::snprintf(text, sizeof text,
+                "; %zu partitions (%llu added), %llu refused by one, %llu bypassed",
+                run.parts.count(), ull(run.partitions_added.load()),
+                ull(run.parts.refused_by_partition.load()), ull(run.parts.bypassed.load()));
+  return text;
+}
+
 void run_once(const RunConfig& config, unsigned index, const std::string& name, bool quiet,
               Totals& totals) {
   run_name.store(name.c_str());
@@ -256,6 +267,7 @@ void run_once(const RunConfig& config, unsigned index, const std::string& name, 
     violation("peaks: %u slots, %llu bytes", s.peak_slots_in_use, ull(s.peak_bytes_in_use));
   }
   if (!run.pool.reservations().empty()) violation("reservations() not empty at the end");
+  run.parts.check_end(s.bypassed);
 
   const OpCounts& c = run.op_counts;
   if (run_ops >= coverage_ops && config.threads >= coverage_threads) {
@@ -283,6 +295,11 @@ void run_once(const RunConfig& config, unsigned index, const std::string& name, 
       need(run.clock_steps_past_wait.load(), "a lanes clock step past max_head_wait");
       need(lanes_clock_reads.load() - clock_reads_before, "the pool reading the lanes clock");
     }
+    if (config.partitions) {
+      need(run.partitions_added.load(), "a partition added while the pool runs");
+      need(run.parts.refused_by_partition.load(), "a refusal by a partition's limit");
+      need(run.parts.bypassed.load(), "bypass");
+    }
   }
 
   const double seconds = std::chrono::duration<double>(Clock::now() - began).count();
@@ -297,14 +314,14 @@ void run_once(const RunConfig& config, unsigned index, const std::string& name, 
     std::printf(
         "chaos [%s]: %llu ops on %u threads in %.1f s; admitted %llu (try %llu, blocking %llu, "
         "async %llu); refused %llu; cancels won %llu + %llu lent; %llu budget changes (%llu below "
-        "use, %llu settled checks); %llu pressure cycles; %llu snapshots, %llu records%s\n",
+        "use, %llu settled checks); %llu pressure cycles; %llu snapshots, %llu records%s%s\n",
         name.c_str(), ull(run_ops), config.threads, seconds, ull(s.admitted),
         ull(run.admitted_try.load()), ull(run.admitted_blocking.load()),
         ull(run.admitted_async.load()), ull(s.rejected.total()), ull(run.own_cancels_won.load()),
         ull(run.lent_cancels_won.load()), ull(run.budget_changes.load()),
         ull(run.cut_below_use.load()), ull(run.settled_checks.load()),
         ull(run.pressure_cycles.load()), ull(run.snapshots.load()), ull(run.records_seen.load()),
-        clock_figures(run, clock_reads_before).c_str());
+        clock_figures(run, clock_reads_before).c_str(), partition_figures(run).c_str());
   }
 }
 
@@ -315,16 +332,20 @@ struct Options {
   unsigned threads = 4;
   std::uint64_t seed = 1;
   std::vector<std::size_t> settings{0, 1, 2, 3};  // indices into `modes` (lanes.hpp)
+  std::vector<bool> partitions{false, true};      // RunConfig::partitions of each setting's runs
   bool quiet = false;
 };
 
 constexpr const char* usage_text =
     "usage: admit_chaos_stress [--ops N] [--threads T] [--seed S]\n"
-    "                          [--fairness fifo|barging|lanes|all] [--quiet]\n"
+    "                          [--fairness fifo|barging|lanes|all] [--partitions on|off|both]\n"
+    "                          [--quiet]\n"
     "  N operations in all (default 1000000) on T worker threads (default 4), split over\n"
     "  one run per fairness setting, each untracked and then tracked. lanes is two\n"
     "  settings: max_head_wait 2 ms, max_pass_percent 100; and 500 ms, 25 % on a fake\n"
-    "  clock the controller moves in jumps. all (the default): fifo, barging, lanes.\n";
+    "  clock the controller moves in jumps. all (the default): fifo, barging, lanes.\n"
+    "  --partitions on: requests in a few partitions (more added while the pool runs) or\n"
+    "  in none, some bypassing; off: none; both (the default): each run off, then on.\n";
 
 [[noreturn]] void usage(const char* problem) {
   std::fprintf(stderr, "admit_chaos_stress: %s\n%s", problem, usage_text);
@@ -362,6 +383,17 @@ Options parse(int argc, char** argv) {
       o.threads = static_cast<unsigned>(t);
     } else if (arg == "--seed") {
       o.seed = number(value, "--seed");
+    } else if (arg == "--partitions") {
+      const std::string_view v = value;
+      if (v == "off") {
+        o.partitions = {false};
+      } else if (v == "on") {
+        o.partitions = {true};
+      } else if (v == "both") {
+        o.partitions = {false, true};
+      } else {
+        usage("--partitions must be on, off or both");
+      }
     } else if (arg == "--fairness") {
       const std::string_view v = value;
       if (v == "fifo") {
@@ -388,17 +420,22 @@ Options parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   using namespace admit_chaos;
   const Options options = parse(argc, argv);
-  const std::uint64_t runs = options.settings.size() * 2;  // each untracked, then tracked
+  // Each setting untracked, then tracked; without partitions, then with them.
+  const std::uint64_t runs = options.settings.size() * 2 * options.partitions.size();
   const std::uint64_t per_worker = std::max<std::uint64_t>(options.ops / runs / options.threads, 1);
   std::vector<RunConfig> configs;
   std::vector<unsigned> indices;   // fix the seeds: see the file comment
   std::vector<std::string> names;  // before any thread: see run_name
-  for (const std::size_t m : options.settings) {
-    for (const bool tracking : {false, true}) {
-      configs.push_back(RunConfig{modes[m], tracking, options.threads, per_worker, options.seed});
-      indices.push_back(static_cast<unsigned>(m * 2 + (tracking ? 1 : 0)));
-      names.push_back(std::string{modes[m].name} + (tracking ? ", tracked" : ", untracked") +
-                      ", seed " + std::to_string(options.seed));
+  for (const bool parts : options.partitions) {
+    for (const std::size_t m : options.settings) {
+      for (const bool tracking : {false, true}) {
+        configs.push_back(
+            RunConfig{modes[m], tracking, parts, options.threads, per_worker, options.seed});
+        // Runs without partitions keep the seeds they had before partitions existed.
+        indices.push_back(static_cast<unsigned>((parts ? 8 : 0) + m * 2 + (tracking ? 1 : 0)));
+        names.push_back(std::string{modes[m].name} + (tracking ? ", tracked" : ", untracked") +
+                        (parts ? ", partitions" : "") + ", seed " + std::to_string(options.seed));
+      }
     }
   }
   const Watchdog watchdog;
@@ -410,11 +447,11 @@ int main(int argc, char** argv) {
   std::printf(
       "chaos: %llu ops in %.1f s (seed %llu, %u threads): try_acquire %llu, acquire %llu, "
       "async_acquire %llu, cancel %llu + %llu lent, try_grow %llu, shrink %llu, release %llu, "
-      "move %llu, hand-over %llu, delivered %llu, set_label %llu, reservations %llu\n",
+      "move %llu, hand-over %llu, delivered %llu, set_label %llu, reservations %llu, bypass %llu\n",
       ull(totals.ops), totals.seconds, ull(options.seed), options.threads, ull(c.try_acquires),
       ull(c.blocking), ull(c.asyncs), ull(c.own_cancels), ull(c.lent_cancels), ull(c.grows),
       ull(c.shrinks), ull(c.releases), ull(c.moves), ull(c.hand_overs), ull(c.deliveries_taken),
-      ull(c.labels), ull(c.record_checks));
+      ull(c.labels), ull(c.record_checks), ull(c.bypasses));
   std::printf("chaos: admitted %llu; refused:", ull(totals.admitted));
   for (std::size_t i = 0; i < admit::reason_count; ++i) {
     std::printf(" %s %llu", std::string{to_string(static_cast<Reason>(i))}.c_str(),

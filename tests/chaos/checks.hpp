@@ -164,6 +164,7 @@ struct Asked {
   Clock::time_point deadline = Clock::time_point::max();
   bool after_close = false;  // made after close() returned
   bool cancel_tried = false;
+  int partition = -1;  // asked in this one of partition_specs; -1: in none
   Phases before{};
 };
 

@@ -36,6 +36,10 @@ class Controller {
   void operator()(std::latch& start) {
     start.arrive_and_wait();
     while (!run_.stop_controller.load(std::memory_order_acquire)) {
+      // Only runs with partitions draw this: the others keep their seeds' choices.
+      if (run_.parts.on() && rng_() % 4 == 0 && run_.parts.add()) {
+        run_.partitions_added.fetch_add(1, std::memory_order_relaxed);
+      }
       if (pressure_) {
         end_pressure();
         hold(200 + rng_() % 2000, 5ms);
@@ -182,6 +186,7 @@ inline void observe(Run& run, std::latch& start) {
     }
     if (went_down) violation("a counter of stats() went down between two snapshots");
     last = s;
+    run.parts.observe(run.largest_budget);
     run.snapshots.fetch_add(1, std::memory_order_relaxed);
 
     if (run.config.tracking && pass % 4 == 0) {

@@ -20,6 +20,7 @@
 #include "checks.hpp"
 #include "lanes.hpp"
 #include "load.hpp"
+#include "partitions.hpp"
 
 namespace admit_chaos {
 
@@ -93,6 +94,7 @@ struct LentTicket {
 struct RunConfig {
   Mode mode = modes[0];
   bool tracking = false;
+  bool partitions = false;  // partitions.hpp: requests in them, added while running, bypass
   unsigned threads = 4;
   std::uint64_t ops_per_worker = 0;
   std::uint64_t seed = 1;
@@ -102,7 +104,7 @@ struct RunConfig {
 struct OpCounts {
   std::uint64_t try_acquires = 0, blocking = 0, asyncs = 0, own_cancels = 0, lent_cancels = 0,
                 grows = 0, shrinks = 0, releases = 0, moves = 0, hand_overs = 0,
-                deliveries_taken = 0, labels = 0, record_checks = 0;
+                deliveries_taken = 0, labels = 0, record_checks = 0, bypasses = 0;
 
   void add(const OpCounts& o) {
     try_acquires += o.try_acquires;
@@ -118,6 +120,7 @@ struct OpCounts {
     deliveries_taken += o.deliveries_taken;
     labels += o.labels;
     record_checks += o.record_checks;
+    bypasses += o.bypasses;
   }
 };
 
@@ -134,12 +137,14 @@ class Run {
                                .max_head_wait = c.mode.max_head_wait,
                                .max_pass_percent = c.mode.max_pass_percent,
                                .lanes_clock = c.mode.fake_clock ? &lanes_clock : nullptr},
-             admit::FlatPolicy{100}} {}
+             admit::FlatPolicy{100}},
+        parts{pool, c.partitions} {}
 
   const RunConfig config;
   // Before the pool: handlers point into it, and must not outlive it.
   const std::unique_ptr<WorkerShared[]> workers;
   Pool pool;
+  Partitions parts;
 
   // Set by the controller: the largest budget so far (raised before it is
   // set), the epoch (counted after each change) and the pressure phases.
@@ -170,6 +175,7 @@ class Run {
   // The controller's and the observer's figures.
   std::atomic<std::uint64_t> budget_changes{0}, cut_below_use{0}, settled_checks{0};
   std::atomic<std::uint64_t> pressure_cycles{0}, snapshots{0}, records_seen{0};
+  std::atomic<std::uint64_t> partitions_added{0};  // by the controller, while the pool runs
   // Steps of the fake lanes clock, and those of at least max_head_wait.
   std::atomic<std::uint64_t> clock_steps{0}, clock_steps_past_wait{0};
 
@@ -197,7 +203,9 @@ class Run {
   }
 
   /// A reservation just handed out for `declared` bytes: checked, then ours.
-  void took(const SlotReservation& r, std::uint64_t declared, const char* how) {
+  void took(const SlotReservation& r, std::uint64_t declared, const char* how,
+            int partition = Partitions::none) {
+    parts.admitted_in(partition);
     if (!r) {
       violation("%s: admitted, but the reservation is empty", how);
       return;
@@ -253,8 +261,11 @@ class Run {
       violation("%s of %llu bytes refused (%s) naming %llu declared, %llu needed", how,
                 ull(asked.declared), why.c_str(), ull(e.declared_size), ull(e.needed_bytes));
     }
-    if (e.slots != slot_count || e.slots_in_use > slot_count || !is_budget(e.memory_budget) ||
-        e.available_bytes > e.memory_budget) {
+    const bool by_partition = e.limit == admit::Limit::partition;
+    if (by_partition) {
+      parts.check_refusal(e, asked.partition, /*grow=*/false, how);
+    } else if (e.slots != slot_count || e.slots_in_use > slot_count ||
+               !is_budget(e.memory_budget) || e.available_bytes > e.memory_budget) {
       violation(
           "%s refused (%s) with impossible figures: %u/%u slots, %llu of a budget of %llu free",
           how, why.c_str(), e.slots_in_use, e.slots, ull(e.available_bytes), ull(e.memory_budget));
@@ -273,15 +284,16 @@ class Run {
         }
         break;
       case Reason::no_slot:
-        if (e.slots_in_use != e.slots) {
+        if (!by_partition && e.slots_in_use != e.slots) {
           violation("%s refused no_slot with %u of %u slots in use", how, e.slots_in_use, e.slots);
         }
         break;
       case Reason::no_memory:
         // FIFO refuses what would fit while others wait (what is free is
         // theirs), and so does lanes once the head's window is closed or when
-        // the request would take more than the head's share.
-        if (config.mode.fairness == admit::Fairness::barging &&
+        // the request would take more than the head's share. A partition's
+        // refusal may leave the pool's bytes free (Partitions::check_refusal).
+        if (!by_partition && config.mode.fairness == admit::Fairness::barging &&
             e.needed_bytes <= e.available_bytes) {
           violation("%s of %llu bytes refused no_memory with %llu free (barging)", how,
                     ull(e.needed_bytes), ull(e.available_bytes));
@@ -326,7 +338,7 @@ class Run {
     req.admitted = a.has_value();
     if (a) {
       check_admitted(asked, after);
-      took(*a, asked.declared, name(asked.ask));
+      took(*a, asked.declared, name(asked.ask), asked.partition);
       admitted_async.fetch_add(1, std::memory_order_relaxed);
       // Half are kept for a worker to pick up, half given back on whatever
       // thread this is (a release here may run more handlers, nested).

@@ -66,7 +66,10 @@ class Worker : private WorkerBase {
     const std::size_t place = rng_() % held_per_worker;
     SlotReservation& r = held_[place];
     const unsigned dice = static_cast<unsigned>(rng_() % 1000);
-    if (dice < 280) {
+    // Only runs with partitions draw this: the others keep their seeds' choices.
+    if (dice < 280 && run_.parts.on() && rng_() % 10 == 0) {
+      bypass();
+    } else if (dice < 280) {
       try_acquire(r);
     } else if (dice < 305) {
       blocking(r);
@@ -107,16 +110,17 @@ class Worker : private WorkerBase {
     ++counts_.try_acquires;
     if (rng_() % 2 == 0) run_.give_back(r);
     Asked asked{Ask::try_acquire, random_size()};
+    asked.partition = run_.parts.pick(rng_);
     asked.after_close = run_.closed.load(std::memory_order_acquire);
     asked.before = run_.phases();
     admit::Admission a = [&] {
       const Admitting in_call{self_.admitting, run_.budget_epoch};
-      return run_.pool.try_acquire(asked.declared);
+      return run_.parts.try_acquire(asked.declared, asked.partition);
     }();
     const Phases after = run_.phases();
     if (a) {
       run_.check_admitted(asked, after);
-      run_.took(*a, asked.declared, "try_acquire");
+      run_.took(*a, asked.declared, "try_acquire", asked.partition);
       run_.admitted_try.fetch_add(1, std::memory_order_relaxed);
       keep(r, *std::move(a));
     } else {
@@ -130,6 +134,7 @@ class Worker : private WorkerBase {
     // time out, and every wait has a deadline.
     run_.give_back(r);
     Asked asked{Ask::blocking, random_size()};
+    asked.partition = run_.parts.pick(rng_);
     asked.after_close = run_.closed.load(std::memory_order_acquire);
     asked.before = run_.phases();
     const unsigned d = static_cast<unsigned>(rng_() % 8);
@@ -142,13 +147,13 @@ class Worker : private WorkerBase {
       const Admitting in_call{self_.admitting, run_.budget_epoch};
       const auto start = Clock::now();
       asked.deadline = start + timeout;
-      return use_for ? run_.pool.acquire_for(asked.declared, timeout)
-                     : run_.pool.acquire(asked.declared, asked.deadline);
+      return use_for ? run_.parts.acquire_for(asked.declared, timeout, asked.partition)
+                     : run_.parts.acquire(asked.declared, asked.deadline, asked.partition);
     }();
     const Phases after = run_.phases();
     if (a) {
       run_.check_admitted(asked, after);
-      run_.took(*a, asked.declared, name(asked.ask));
+      run_.took(*a, asked.declared, name(asked.ask), asked.partition);
       run_.admitted_blocking.fetch_add(1, std::memory_order_relaxed);
       keep(r, *std::move(a));
     } else {
@@ -192,6 +197,10 @@ class Worker : private WorkerBase {
       violation("try_grow(%llu) of a %llu-byte upload refused naming %llu of %llu", ull(extra),
                 ull(before.declared), ull(e.needed_bytes), ull(e.declared_size));
     }
+    // A grow in a partition is limited by its ceiling too; its refusal is
+    // then the partition's, which may leave the pool's bytes free.
+    const bool by_partition = e.limit == admit::Limit::partition;
+    if (by_partition) run_.parts.check_refusal(e, Partitions::none, /*grow=*/true, "try_grow");
     switch (e.reason) {
       case Reason::too_large:
         if (before.bytes + extra <= e.memory_budget) {
@@ -201,7 +210,8 @@ class Worker : private WorkerBase {
         break;
       case Reason::no_memory:
         // As for an admission (Run::refused): only barging never keeps free bytes for a waiter.
-        if (run_.config.mode.fairness == admit::Fairness::barging && extra <= e.available_bytes) {
+        if (!by_partition && run_.config.mode.fairness == admit::Fairness::barging &&
+            extra <= e.available_bytes) {
           violation("try_grow(%llu) refused no_memory with %llu free (barging)", ull(extra),
                     ull(e.available_bytes));
         }
@@ -213,6 +223,19 @@ class Worker : private WorkerBase {
         break;
       default:
         violation("try_grow on a held reservation refused with %s", why.c_str());
+    }
+  }
+
+  /// Outside admission control: always admitted, holding nothing.
+  void bypass() {
+    ++counts_.bypasses;
+    admit::Admission a = run_.pool.bypass();
+    run_.parts.bypassed.fetch_add(1, std::memory_order_relaxed);
+    if (!a) {
+      violation("bypass() refused (%s)", std::string{to_string(a.error().reason)}.c_str());
+    } else if (*a || a->bytes() != 0) {
+      violation("bypass() handed out a reservation holding slot %u, %llu bytes", a->slot(),
+                ull(a->bytes()));
     }
   }
 

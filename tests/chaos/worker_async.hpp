@@ -85,6 +85,7 @@ class WorkerBase {
                       : d == 3 ? Ask::async_expired
                                : Ask::async_deadline,
                       random_size()};
+    req.asked.partition = run_.parts.pick(rng_);
     const auto timeout =
         req.asked.ask == Ask::async_expired ? 0us : std::chrono::microseconds{1000 + rng_() % 4000};
     req.asked.after_close = run_.closed.load(std::memory_order_acquire);
@@ -105,13 +106,14 @@ class WorkerBase {
     {
       const Admitting in_call{self_.admitting, run_.budget_epoch};
       const std::uint64_t size = req.asked.declared;
+      const int part = req.asked.partition;
       if (req.asked.ask == Ask::async) {
-        req.ticket = run_.pool.async_acquire(size, handler);
+        req.ticket = run_.parts.async_acquire(size, part, handler);
       } else {
         const auto start = Clock::now();
         req.asked.deadline = start + timeout;
-        req.ticket = use_for ? run_.pool.async_acquire_for(size, timeout, handler)
-                             : run_.pool.async_acquire(size, req.asked.deadline, handler);
+        req.ticket = use_for ? run_.parts.async_acquire_for(size, timeout, part, handler)
+                             : run_.parts.async_acquire(size, req.asked.deadline, part, handler);
       }
     }
     if ((req.asked.ask == Ask::async_expired || req.asked.after_close) &&
