@@ -33,6 +33,7 @@
 #include "multipart.hpp"
 #include "percent_encoding.hpp"
 #include "progress.hpp"
+#include "tenants.hpp"
 #include "upload_body.hpp"
 
 namespace upload_server {
@@ -228,7 +229,10 @@ net::awaitable<std::optional<Reply>> run_upload(Server& server, beast::tcp_strea
     log_upload_end(server, id, 0, "refused: " + describe(space) + answered(reply));
     co_return std::move(reply);
   }
-  admit::Admission admission = co_await admit_upload(server, id, head.declared);
+  const auto& headers = parser.get();
+  const UploadTenant tenant = choose_tenant(server, headers[server.options.tenant_header],
+                                            headers[bypass_header], headers.target());
+  admit::Admission admission = co_await admit_upload(server, id, head.declared, tenant);
   if (!admission) {  // 413, or 503 + Retry-After
     co_return refusal_reply(admission.error(), server.retry.after(admission.error()));
   }

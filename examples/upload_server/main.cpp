@@ -362,6 +362,10 @@ int run(const upload_server::Options& options) {
                                              .track_reservations = options.track_reservations,
                                              .max_head_wait = options.max_head_wait},
                            options.policy};
+  // Checked by parse_options already (names, percentages, their sum).
+  for (const upload_server::PartitionFlag& flag : upload_server::pool_partitions(options.partitions)) {
+    pool.add_partition(flag.name, flag.config);
+  }
 
   // --max-connections 0: what the descriptor limit leaves after the reserve.
   const std::uint64_t nofile = descriptor_limit();
@@ -432,6 +436,16 @@ int run(const upload_server::Options& options) {
                                      ? "barging"
                                      : fmt::format("lanes, passing for at most {} ms",
                                                    options.max_head_wait.count()));
+  }
+  for (const admit::PartitionStats& partition : pool.partition_stats()) {
+    fmt::print("partition {}: guarantee {}% ({} bytes), ceiling {}% ({} bytes); tenant from {} or "
+               "?tenant=\n",
+               partition.name, partition.config.guarantee_percent, partition.guarantee_bytes,
+               partition.config.ceiling_percent, partition.ceiling_bytes, options.tenant_header);
+  }
+  if (!options.bypass_token.empty()) {
+    fmt::print("bypass: requests with the header {} and the token skip admission\n",
+               upload_server::bypass_header);
   }
   if (follower) {
     fmt::print("memory: following every {} ms; pressure on at {}% of the limit, off at {}%\n",

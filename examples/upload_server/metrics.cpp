@@ -31,6 +31,8 @@ std::string prometheus_text(const admit::Stats& stats) {
   metric(out, "admit_admitted_total", "counter", "Uploads admitted since start.", stats.admitted);
   metric(out, "admit_double_releases_total", "counter",
          "Reservations given back twice (refused; a bug to alert on).", stats.double_releases);
+  metric(out, "admit_bypassed_total", "counter",
+         "Requests that skipped admission (X-Admit-Bypass) since start.", stats.bypassed);
 
   out += "# HELP admit_rejected_total Uploads refused since start, by reason.\n";
   out += "# TYPE admit_rejected_total counter\n";
@@ -38,6 +40,53 @@ std::string prometheus_text(const admit::Stats& stats) {
     const auto reason = static_cast<admit::Reason>(i);
     fmt::format_to(std::back_inserter(out), "admit_rejected_total{{reason=\"{}\"}} {}\n",
                    admit::to_string(reason), stats.rejected[reason]);
+  }
+  return out;
+}
+
+std::string prometheus_text(const std::vector<admit::PartitionStats>& partitions) {
+  std::string out;
+  if (partitions.empty()) return out;
+  // One HELP and TYPE per metric, then a line per partition: Prometheus
+  // wants a metric's samples together.
+  const auto each = [&](std::string_view name, std::string_view type, std::string_view help,
+                        auto value_of) {
+    fmt::format_to(std::back_inserter(out), "# HELP {0} {1}\n# TYPE {0} {2}\n", name, help, type);
+    for (const admit::PartitionStats& partition : partitions) {
+      fmt::format_to(std::back_inserter(out), "{}{{partition=\"{}\"}} {}\n", name, partition.name,
+                     value_of(partition));
+    }
+  };
+  using P = admit::PartitionStats;
+  each("admit_partition_bytes_in_use", "gauge", "Bytes reserved by the partition's uploads.",
+       [](const P& p) { return p.bytes_in_use; });
+  each("admit_partition_slots_in_use", "gauge", "Slots held by the partition's uploads.",
+       [](const P& p) { return std::uint64_t{p.slots_in_use}; });
+  each("admit_partition_bytes_guarantee", "gauge",
+       "Bytes the partition is owed first (its guarantee of the budget in force).",
+       [](const P& p) { return p.guarantee_bytes; });
+  each("admit_partition_bytes_ceiling", "gauge",
+       "The most bytes the partition may hold (its ceiling of the budget in force).",
+       [](const P& p) { return p.ceiling_bytes; });
+  each("admit_partition_slots_guarantee", "gauge", "Slots the partition is owed first.",
+       [](const P& p) { return std::uint64_t{p.guarantee_slots}; });
+  each("admit_partition_slots_ceiling", "gauge", "The most slots the partition may hold.",
+       [](const P& p) { return std::uint64_t{p.ceiling_slots}; });
+  each("admit_partition_waiters", "gauge", "The partition's uploads waiting for room.",
+       [](const P& p) { return p.waiters; });
+  each("admit_partition_admitted_total", "counter", "The partition's uploads admitted since start.",
+       [](const P& p) { return p.admitted; });
+
+  out += "# HELP admit_partition_rejected_total The partition's uploads refused since start, by "
+         "reason.\n";
+  out += "# TYPE admit_partition_rejected_total counter\n";
+  for (const admit::PartitionStats& partition : partitions) {
+    for (std::size_t i = 0; i < admit::reason_count; ++i) {
+      const auto reason = static_cast<admit::Reason>(i);
+      fmt::format_to(std::back_inserter(out),
+                     "admit_partition_rejected_total{{partition=\"{}\",reason=\"{}\"}} {}\n",
+                     partition.name, admit::to_string(reason), partition.rejected[reason]);
+    }
   }
   return out;
 }

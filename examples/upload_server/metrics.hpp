@@ -1,10 +1,12 @@
 // upload_server/metrics.hpp - the pool's figures in Prometheus text format.
 #pragma once
 
+#include <admit/partition.hpp>
 #include <admit/stats.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "connection_limits.hpp"  // ConnectionStats (a plain struct: no link dependency)
 
@@ -14,8 +16,18 @@ namespace upload_server {
 /// admit_bytes_budget, admit_slots_in_use, admit_slots, admit_waiters,
 /// admit_peak_bytes_in_use, admit_admitted_total, admit_double_releases_total
 /// (refused double releases: nonzero is a bug worth an alert) and
-/// admit_rejected_total{reason="..."}, one line per reason.
+/// admit_rejected_total{reason="..."}, one line per reason, and
+/// admit_bypassed_total (requests that skipped admission, --bypass-token).
 [[nodiscard]] std::string prometheus_text(const admit::Stats& stats);
+
+/// Each partition's figures (--partition), appended to the pool's, labelled
+/// partition="NAME": admit_partition_bytes_in_use, admit_partition_slots_in_use,
+/// admit_partition_bytes_guarantee, admit_partition_bytes_ceiling,
+/// admit_partition_slots_guarantee, admit_partition_slots_ceiling,
+/// admit_partition_waiters, admit_partition_admitted_total and
+/// admit_partition_rejected_total{partition="NAME",reason="..."}. Empty
+/// without partitions.
+[[nodiscard]] std::string prometheus_text(const std::vector<admit::PartitionStats>& partitions);
 
 /// The connections' figures, appended to the pool's in GET /metrics:
 /// admit_connections_open (descriptors held by connections, closing ones

@@ -3,11 +3,13 @@
 
 #include <admit/config.hpp>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstddef>
 #include <optional>
 #include <stdexcept>
+#include <utility>
 
 namespace upload_server {
 namespace {
@@ -120,7 +122,7 @@ struct Flag {
   void (*apply)(Options&, std::string_view value);
 };
 
-constexpr std::array<Flag, 26> flags{{
+constexpr std::array<Flag, 29> flags{{
     {"--host", true,
      [](Options& o, std::string_view v) {
        if (v.empty()) reject("a host name or address", v);
@@ -216,6 +218,32 @@ constexpr std::array<Flag, 26> flags{{
        if (v.empty()) reject("a directory", v);
        o.memory_root = v;
      }},
+    {"--partition", true,
+     [](Options& o, std::string_view v) {
+       PartitionFlag flag = parse_partition_flag(v);
+       check_partition_set(o.partitions, flag);
+       o.partitions.push_back(std::move(flag));
+     }},
+    {"--tenant-header", true,
+     [](Options& o, std::string_view v) {
+       // A header name is an RFC 9110 token; these are the characters a
+       // name given on a command line plausibly holds.
+       const bool ok = !v.empty() && std::all_of(v.begin(), v.end(), [](char c) {
+         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_';
+       });
+       if (!ok) reject("a header name such as X-Tenant", v);
+       o.tenant_header = v;
+     }},
+    {"--bypass-token", true,
+     [](Options& o, std::string_view v) {
+       // Short tokens are guessed; printable ASCII fits a header as given.
+       const bool ok = v.size() >= 16 && std::all_of(v.begin(), v.end(), [](char c) {
+         return c > ' ' && c < 127;
+       });
+       if (!ok) reject("a token of at least 16 printable characters, no spaces", v);
+       o.bypass_token = v;
+     }},
     {"--help", false, [](Options& o, std::string_view) { o.help = true; }},
 }};
 
@@ -229,7 +257,12 @@ const Flag* find_flag(std::string_view name) {
 // A flag that would change nothing without another is refused rather than
 // ignored: the operator meant something by it.
 void check_combinations(const Options& options, bool pressure_given, bool memory_root_given,
-                        bool max_head_wait_given) {
+                        bool max_head_wait_given, bool tenant_header_given) {
+  if (tenant_header_given && options.partitions.empty()) {
+    throw std::invalid_argument(
+        "--tenant-header: takes effect only with --partition; without partitions there is no "
+        "tenant to pick");
+  }
   if (max_head_wait_given && options.fairness != admit::Fairness::lanes) {
     throw std::invalid_argument("--max-head-wait: takes effect only with --fairness lanes");
   }
@@ -255,6 +288,7 @@ Options parse_options(std::span<const std::string_view> args) {
   bool pressure_given = false;
   bool memory_root_given = false;
   bool max_head_wait_given = false;
+  bool tenant_header_given = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string_view name = args[i];
     std::optional<std::string_view> value;
@@ -285,9 +319,11 @@ Options parse_options(std::span<const std::string_view> args) {
     pressure_given = pressure_given || flag->name == "--pressure";
     memory_root_given = memory_root_given || flag->name == "--memory-root";
     max_head_wait_given = max_head_wait_given || flag->name == "--max-head-wait";
+    tenant_header_given = tenant_header_given || flag->name == "--tenant-header";
   }
   if (!options.help) {
-    check_combinations(options, pressure_given, memory_root_given, max_head_wait_given);
+    check_combinations(options, pressure_given, memory_root_given, max_head_wait_given,
+                       tenant_header_given);
   }
   return options;
 }
@@ -371,6 +407,21 @@ Following the memory limit (with --budget auto):
                        reaches HIGH% of the limit, until it is back at LOW%
                        (default 90%/80%)
   --memory-root DIR    where --budget auto reads /proc and /sys (default /)
+
+Tenants:
+  --partition NAME:GUARANTEE%:CEILING%
+                       a named share of the pool, repeatable, such as
+                       batch:10%:30%: its uploads may hold at most CEILING% of
+                       the budget and slots, and are owed GUARANTEE% first
+                       (guarantees add up to 100% at most). A partition
+                       "default" (0%:100% unless given) takes uploads that
+                       name no tenant or an unknown one (default: none)
+  --tenant-header NAME the header that names an upload's tenant, else the
+                       query parameter tenant (?tenant=batch); only with
+                       --partition (default X-Tenant)
+  --bypass-token TOKEN a request with "X-Admit-Bypass: TOKEN" skips admission
+                       (health probes, admin); a wrong token counts as none
+                       (default: off)
 
   --help               print this text and exit
 

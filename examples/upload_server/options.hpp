@@ -16,9 +16,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "any_policy.hpp"
 #include "quantities.hpp"  // parse_size, parse_duration: the flags' value syntax
+#include "tenants.hpp"     // PartitionFlag
 
 namespace upload_server {
 
@@ -93,6 +95,16 @@ struct Options {
   /// --memory-root: where --budget auto reads /proc and /sys (tests: a fake tree).
   std::filesystem::path memory_root = "/";
 
+  // Tenants (tenants.hpp).
+  /// --partition NAME:G%:C% (repeatable): the pool's partitions, in order;
+  /// empty: no partitions, every upload limited by the pool alone.
+  std::vector<PartitionFlag> partitions;
+  /// --tenant-header: the header that names an upload's partition (before
+  /// the query parameter `tenant`); only with --partition.
+  std::string tenant_header = "X-Tenant";
+  /// --bypass-token: X-Admit-Bypass with this value skips admission; empty: off.
+  std::string bypass_token;
+
   bool help = false;  ///< --help: print usage() and exit
 };
 
@@ -101,7 +113,7 @@ struct Options {
 /// std::invalid_argument naming the flag (or the unknown argument) and the value,
 /// and for a flag that would have no effect without another (--follow-memory
 /// needs --budget auto, --pressure needs --follow-memory, --memory-root needs
-/// --budget auto), naming both.
+/// --budget auto, --tenant-header needs --partition), naming both.
 [[nodiscard]] Options parse_options(std::span<const std::string_view> args);
 
 /// The --help text, with `program` as the command name.

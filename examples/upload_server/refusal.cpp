@@ -56,6 +56,9 @@ std::string refusal_json(const admit::Rejection& rejection, RetryAfter retry) {
       {"slots_in_use", rejection.slots_in_use},       {"slots", rejection.slots},
   };
   if (retry) body["retry_after_ms"] = retry->count();
+  // Only when a partition's ceiling refused it: the figures are then the
+  // partition's, and a body without "limit" reads as before (the pool's).
+  if (rejection.limit == admit::Limit::partition) body["limit"] = admit::to_string(rejection.limit);
   return body.dump();
 }
 
@@ -73,14 +76,24 @@ WebSocketRefusal websocket_refusal(const admit::Rejection& rejection, RetryAfter
   const Figure budget{"memory_budget", rejection.memory_budget};
   const Figure in_use{"slots_in_use", rejection.slots_in_use};
   const Figure slots{"slots", rejection.slots};
+  // "limit":"partition" right after the reason and the delay, before any
+  // figure: it says whose figures follow, and it always fits (the longest
+  // head is well under 123 bytes).
+  const auto mark_limit = [&](Ordered& head) {
+    if (rejection.limit == admit::Limit::partition) {
+      head["limit"] = admit::to_string(rejection.limit);
+    }
+  };
   if (admit::is_permanent(rejection.reason)) {
     Ordered head = Ordered::object();
     head["reason"] = reason;
+    mark_limit(head);
     return {close_too_big, close_reason(std::move(head), {needed, budget})};
   }
   // A transient refusal without a delay would be the server's bug; 1 s is
   // what the server answered before it estimated one.
   Ordered head = reason_and_delay(reason, retry.value_or(std::chrono::seconds{1}));
+  mark_limit(head);
   std::string text;
   switch (rejection.reason) {
     case admit::Reason::no_slot:

@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <utility>
 
 #include "metrics.hpp"
+#include "tenants.hpp"
 
 namespace upload_server {
 
@@ -27,31 +29,77 @@ void log_line(std::string_view line) {
   std::fflush(stdout);
 }
 
+// " partition=batch" with partitions, else nothing: logs without
+// --partition read as they always did.
+std::string partition_word(const UploadTenant& tenant) {
+  return tenant.partition_name.empty() ? std::string{} : " partition=" + tenant.partition_name;
+}
+
 void log_admission(const Server& server, UploadId id, std::uint64_t declared_size,
-                   const admit::Admission& admission) {
+                   const admit::Admission& admission, const UploadTenant& tenant) {
   if (admission) {
     const auto stats = server.pool.stats();
-    log_line(fmt::format("{}#{} declared={} ({}) reserved={} ({}) free={} ({}) outcome=admitted\n",
-                         id.protocol, id.number, declared_size, admit::ByteSize{declared_size},
-                         admission->bytes(), admit::ByteSize{admission->bytes()}, free_bytes(stats),
+    log_line(fmt::format("{}#{}{} declared={} ({}) reserved={} ({}) free={} ({}) outcome=admitted\n",
+                         id.protocol, id.number, partition_word(tenant), declared_size,
+                         admit::ByteSize{declared_size}, admission->bytes(),
+                         admit::ByteSize{admission->bytes()}, free_bytes(stats),
                          admit::ByteSize{free_bytes(stats)}));
   } else {
+    // With limit partition, "free" is what the partition could still take;
+    // the pool's refusals read as they always did.
     const admit::Rejection& refusal = admission.error();
-    log_line(fmt::format("{}#{} declared={} ({}) reserved=0 free={} ({}) outcome={} ({})\n",
-                         id.protocol, id.number, declared_size, admit::ByteSize{declared_size},
-                         refusal.available_bytes, admit::ByteSize{refusal.available_bytes},
-                         refusal.reason, refusal));
+    const bool by_partition = refusal.limit == admit::Limit::partition;
+    log_line(fmt::format("{}#{}{} declared={} ({}) reserved=0 free={} ({}) outcome={}{} ({})\n",
+                         id.protocol, id.number, partition_word(tenant), declared_size,
+                         admit::ByteSize{declared_size}, refusal.available_bytes,
+                         admit::ByteSize{refusal.available_bytes}, refusal.reason,
+                         by_partition ? " limit=partition" : "", refusal));
   }
 }
 
 }  // namespace
 
+UploadTenant choose_tenant(const Server& server, std::string_view tenant_value,
+                           std::string_view bypass_value, std::string_view target) {
+  UploadTenant tenant;
+  tenant.bypass = bypass_requested(bypass_value, server.options.bypass_token);
+  if (server.options.partitions.empty()) return tenant;
+  std::string name = tenant_of(tenant_value, target);
+  tenant.partition = name.empty() ? std::nullopt : server.pool.find_partition(name);
+  if (!tenant.partition) {
+    // main() always adds it with the others (pool_partitions).
+    name = default_partition;
+    tenant.partition = server.pool.find_partition(name);
+  }
+  tenant.partition_name = std::move(name);
+  return tenant;
+}
+
 boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId id,
-                                                      std::uint64_t declared_size) {
+                                                      std::uint64_t declared_size,
+                                                      const UploadTenant& tenant) {
   if (!server.options.admission) {
-    log_line(fmt::format("{}#{} declared={} reserved=0 free=- outcome=admitted (admission off)\n",
-                         id.protocol, id.number, declared_size));
+    log_line(fmt::format("{}#{}{} declared={} reserved=0 free=- outcome=admitted (admission off)\n",
+                         id.protocol, id.number, partition_word(tenant), declared_size));
     co_return admit::SlotReservation{};
+  }
+  if (tenant.bypass) {
+    log_line(fmt::format("{}#{}{} declared={} reserved=0 free=- outcome=admitted (bypass)\n",
+                         id.protocol, id.number, partition_word(tenant), declared_size));
+    co_return server.pool.bypass();
+  }
+  if (tenant.partition) {
+    // As below, one statement per branch around the co_await.
+    if (server.options.wait > std::chrono::milliseconds::zero()) {
+      admit::Admission admission =
+          co_await admit::asio::async_acquire_for(server.pool, declared_size, server.options.wait,
+                                                 *tenant.partition, boost::asio::use_awaitable);
+      log_admission(server, id, declared_size, admission, tenant);
+      co_return admission;
+    }
+    admit::Admission admission = server.pool.try_acquire(declared_size, *tenant.partition);
+    log_admission(server, id, declared_size, admission, tenant);
+    co_return admission;
   }
 
   // Not a conditional expression around the co_await: GCC 12 destroys the
@@ -59,11 +107,11 @@ boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId i
   if (server.options.wait > std::chrono::milliseconds::zero()) {
     admit::Admission admission = co_await admit::asio::async_acquire_for(
         server.pool, declared_size, server.options.wait, boost::asio::use_awaitable);
-    log_admission(server, id, declared_size, admission);
+    log_admission(server, id, declared_size, admission, tenant);
     co_return admission;
   }
   admit::Admission admission = server.pool.try_acquire(declared_size);
-  log_admission(server, id, declared_size, admission);
+  log_admission(server, id, declared_size, admission, tenant);
   co_return admission;
 }
 
@@ -113,7 +161,8 @@ std::string describe(const PartRefusal& refusal) {
 }
 
 std::string metrics_text(const Server& server) {
-  return prometheus_text(server.pool.stats()) + prometheus_text(server.connections.stats()) +
+  return prometheus_text(server.pool.stats()) + prometheus_text(server.pool.partition_stats()) +
+         prometheus_text(server.connections.stats()) +
          prometheus_text(server.memory, server.pool.under_pressure()) +
          fmt::format(
              "# HELP upload_server_release_rate Uploads ended per second, smoothed: what "

@@ -108,12 +108,30 @@ struct UploadId {
   std::uint64_t number;
 };
 
-/// Asks the pool for room for `declared_size` bytes: at once, or waiting up to
-/// --wait for others to finish. Logs the outcome in one line. With
+/// Where an upload asks for room (tenants.hpp): its partition, if the pool
+/// has any, and whether it skips admission.
+struct UploadTenant {
+  std::optional<admit::Partition> partition;  ///< nullopt: no --partition
+  std::string partition_name;                 ///< for the log; empty without partitions
+  bool bypass = false;                        ///< a right X-Admit-Bypass token
+};
+
+/// The tenant of a request: `tenant_value` is its --tenant-header's value,
+/// `bypass_value` its X-Admit-Bypass's, `target` its request target (for
+/// ?tenant=). A tenant that names no partition gets `default`.
+[[nodiscard]] UploadTenant choose_tenant(const Server& server, std::string_view tenant_value,
+                                         std::string_view bypass_value, std::string_view target);
+
+/// Asks the pool for room for `declared_size` bytes, in the tenant's
+/// partition if it has one: at once, or waiting up to --wait for others to
+/// finish. Logs the outcome in one line, naming the partition. With
 /// --admission off, admits everything with an empty reservation (to measure
-/// what admission costs).
+/// what admission costs); a bypass is admitted with an empty one, counted.
+/// `tenant` is read after the first suspension: it must outlive the co_await
+/// (hence no default argument, whose temporary might not).
 [[nodiscard]] boost::asio::awaitable<admit::Admission> admit_upload(Server& server, UploadId id,
-                                                                    std::uint64_t declared_size);
+                                                                    std::uint64_t declared_size,
+                                                                    const UploadTenant& tenant);
 
 /// --buffer memory: allocates `part` for an upload of `declared_size` bytes
 /// that holds `reservation` (memory_part.hpp) and returns nullopt, or returns

@@ -20,6 +20,7 @@
 #include "body_limit.hpp"
 #include "refusal.hpp"
 #include "storage.hpp"
+#include "tenants.hpp"
 #include "upload_request.hpp"
 #include "websocket_upload.hpp"
 
@@ -196,7 +197,11 @@ net::awaitable<void> serve_websocket(Server& server, beast::tcp_stream stream,
   // Wait for room (see admit_upload) while watching the client: one that
   // leaves or breaks the protocol ends the wait at once, and with it its
   // place in the pool's queue, instead of holding it until --wait runs out.
-  auto outcome = co_await (admit_upload(server, id, request->size) || client_interrupts(ws));
+  const UploadTenant tenant =
+      choose_tenant(server, upgrade[server.options.tenant_header], upgrade[bypass_header],
+                    upgrade.target());
+  auto outcome =
+      co_await (admit_upload(server, id, request->size, tenant) || client_interrupts(ws));
   if (outcome.index() == 1) {
     switch (std::get<1>(outcome)) {
       case Interruption::left:

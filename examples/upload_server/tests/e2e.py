@@ -14,7 +14,8 @@ a case gives up after its own time limit (90 s; memory_ceiling 100 s, large_ws_u
 This file holds the command line and the case registry. The cases live by concept
 in e2e_websocket.py, e2e_http.py, e2e_admission.py, e2e_lifecycle.py, e2e_memory.py
 (--budget auto, --follow-memory), e2e_ceiling.py (--buffer memory under RLIMIT_AS),
-e2e_debug.py (GET /debug/uploads, SIGUSR1), e2e_browser.py (the upload page in headless
+e2e_debug.py (GET /debug/uploads, SIGUSR1), e2e_tenants.py (--partition,
+--bypass-token), e2e_browser.py (the upload page in headless
 Chromium) and, for hostile clients, e2e_hostile_http.py,
 e2e_hostile_storage.py, e2e_hostile_ws.py, e2e_hostile_ws_request.py (WebSocket
 clients after and before "ready") and e2e_hostile_connections.py; what they share
@@ -53,6 +54,7 @@ import e2e_http  # noqa: E402
 import e2e_lifecycle  # noqa: E402
 import e2e_memory  # noqa: E402
 import e2e_websocket  # noqa: E402
+import e2e_tenants  # noqa: E402
 from e2e_context import Ctx  # noqa: E402
 from e2e_server import describe_exit  # noqa: E402
 from e2e_support import SKIP_CODE, CaseFailure, CaseSkipped  # noqa: E402
@@ -74,6 +76,9 @@ CASES: dict[str, tuple[Case, float]] = {
     "wait_timeout": (e2e_admission.wait_timeout, LIMIT),
     "wait_abandoned": (e2e_admission.wait_abandoned, LIMIT),
     "retry_after_pace": (e2e_admission.retry_after_pace, LIMIT),
+    "partitions": (e2e_tenants.partitions, LIMIT),
+    "bypass": (e2e_tenants.bypass, LIMIT),
+    "partition_wait": (e2e_tenants.partition_wait, LIMIT),
     "abort_200": (e2e_lifecycle.abort_200, LIMIT),
     "ws_oversend": (e2e_websocket.ws_oversend, LIMIT),
     "ws_errors": (e2e_websocket.ws_errors, LIMIT),

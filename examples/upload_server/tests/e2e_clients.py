@@ -195,12 +195,13 @@ class WsUpload:
     digest: Any = field(default_factory=hashlib.sha256)
     reader: Optional[asyncio.Task] = None
     send_error: Optional[BaseException] = None
+    path: str = "/ws/upload"          # with a query, say ?tenant=batch (--partition)
 
     async def connect(self, timeout: float = 15.0) -> None:
         self.ws = await within(
-            websockets.connect(self.url + "/ws/upload", compression=None, max_size=1 << 20,
+            websockets.connect(self.url + self.path, compression=None, max_size=1 << 20,
                                ping_interval=None, close_timeout=5, open_timeout=timeout),
-            timeout + 5, f"the WebSocket handshake with {self.url}/ws/upload")
+            timeout + 5, f"the WebSocket handshake with {self.url}{self.path}")
 
     async def start(self, timeout: float = 15.0) -> Optional[dict]:
         """Connect, send the header and read the first answer: returns the "ready"

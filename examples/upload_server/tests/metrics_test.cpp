@@ -8,6 +8,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "catch.hpp"
 
@@ -42,6 +43,7 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   stats.rejected.too_large = 1;
   stats.rejected.pressure = 4;
   stats.double_releases = 3;
+  stats.bypassed = 5;
 
   const auto text = upload_server::prometheus_text(stats);
   const auto values = samples(text);
@@ -53,6 +55,7 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   CHECK(values.at("admit_waiters") == "2");
   CHECK(values.at("admit_admitted_total") == "1234");
   CHECK(values.at("admit_double_releases_total") == "3");
+  CHECK(values.at("admit_bypassed_total") == "5");
   CHECK(values.at("admit_rejected_total{reason=\"no_slot\"}") == "7");
   CHECK(values.at("admit_rejected_total{reason=\"too_large\"}") == "1");
   CHECK(values.at("admit_rejected_total{reason=\"closed\"}") == "0");
@@ -66,6 +69,52 @@ TEST_CASE("every figure of the pool is exported with its value", "[metrics]") {
   CHECK(text.find("# TYPE admit_admitted_total counter") != std::string::npos);
   CHECK(text.find("# TYPE admit_double_releases_total counter") != std::string::npos);
   CHECK(text.find("# TYPE admit_bytes_in_use gauge") != std::string::npos);
+}
+
+TEST_CASE("each partition's figures are exported, labelled with its name", "[metrics]") {
+  CHECK(upload_server::prometheus_text(std::vector<admit::PartitionStats>{}).empty());
+
+  admit::PartitionStats batch;
+  batch.name = "batch";
+  batch.config = {10, 40};
+  batch.guarantee_bytes = 1'048'576;
+  batch.guarantee_slots = 1;
+  batch.ceiling_bytes = 4'194'304;
+  batch.ceiling_slots = 3;
+  batch.bytes_in_use = 4'000'000;
+  batch.slots_in_use = 2;
+  batch.waiters = 1;
+  batch.admitted = 12;
+  batch.rejected.no_memory = 3;
+  admit::PartitionStats fallback;
+  fallback.name = "default";
+  fallback.ceiling_bytes = 10'485'760;
+
+  const auto text = upload_server::prometheus_text({batch, fallback});
+  const auto values = samples(text);
+  CHECK(values.at("admit_partition_bytes_in_use{partition=\"batch\"}") == "4000000");
+  CHECK(values.at("admit_partition_slots_in_use{partition=\"batch\"}") == "2");
+  CHECK(values.at("admit_partition_bytes_guarantee{partition=\"batch\"}") == "1048576");
+  CHECK(values.at("admit_partition_bytes_ceiling{partition=\"batch\"}") == "4194304");
+  CHECK(values.at("admit_partition_slots_guarantee{partition=\"batch\"}") == "1");
+  CHECK(values.at("admit_partition_slots_ceiling{partition=\"batch\"}") == "3");
+  CHECK(values.at("admit_partition_waiters{partition=\"batch\"}") == "1");
+  CHECK(values.at("admit_partition_admitted_total{partition=\"batch\"}") == "12");
+  CHECK(values.at("admit_partition_rejected_total{partition=\"batch\",reason=\"no_memory\"}") ==
+        "3");
+  CHECK(values.at("admit_partition_rejected_total{partition=\"batch\",reason=\"no_slot\"}") ==
+        "0");
+  CHECK(values.at("admit_partition_bytes_ceiling{partition=\"default\"}") == "10485760");
+  std::size_t reason_lines = 0;
+  for (const auto& [name, value] : values) {
+    if (name.starts_with("admit_partition_rejected_total{")) ++reason_lines;
+  }
+  CHECK(reason_lines == 2 * admit::reason_count);
+  // One HELP and TYPE per metric, not per partition.
+  const std::string type = "# TYPE admit_partition_bytes_in_use gauge\n";
+  CHECK(text.find(type) != std::string::npos);
+  CHECK(text.find(type, text.find(type) + 1) == std::string::npos);
+  CHECK(text.find("# TYPE admit_partition_admitted_total counter") != std::string::npos);
 }
 
 TEST_CASE("the connections' figures are exported with their values", "[metrics]") {

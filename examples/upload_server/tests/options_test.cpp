@@ -202,6 +202,9 @@ TEST_CASE("parse_options: no arguments give the documented defaults", "[options]
   CHECK(o.pressure_high == 90);
   CHECK(o.pressure_low == 80);
   CHECK(o.memory_root == "/");
+  CHECK(o.partitions.empty());  // no partitions: the tenant is not read
+  CHECK(o.tenant_header == "X-Tenant");
+  CHECK(o.bypass_token.empty());  // off
   CHECK_FALSE(o.help);
 }
 
@@ -232,7 +235,11 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
       {"--max-connections-per-ip", "8"},
       {"--follow-memory", "250ms"},
       {"--pressure", "95%/70%"},
-      {"--memory-root", "/tmp/fake=root"}};
+      {"--memory-root", "/tmp/fake=root"},
+      {"--partition", "batch:10%:30%"},
+      {"--partition", "web:50%:100%"},
+      {"--tenant-header", "X-Api-Key"},
+      {"--bypass-token", "s3cret=token-0123456789"}};
   std::vector<std::string> storage;  // owns the "--flag=value" strings
   storage.reserve(flags.size());
   std::vector<std::string_view> args;
@@ -273,6 +280,13 @@ TEST_CASE("parse_options reads every flag as '--flag value' and as '--flag=value
   CHECK(o.pressure_high == 95);
   CHECK(o.pressure_low == 70);
   CHECK(o.memory_root == "/tmp/fake=root");
+  REQUIRE(o.partitions.size() == 2);  // repeatable, in order
+  CHECK(o.partitions[0].name == "batch");
+  CHECK(o.partitions[0].config.guarantee_percent == 10);
+  CHECK(o.partitions[0].config.ceiling_percent == 30);
+  CHECK(o.partitions[1].name == "web");
+  CHECK(o.tenant_header == "X-Api-Key");
+  CHECK(o.bypass_token == "s3cret=token-0123456789");
   CHECK_FALSE(o.help);
   CHECK(parse({"--budget", "1GiB"}).budget == GiB);
   CHECK(parse({"--help"}).help);
@@ -462,6 +476,9 @@ TEST_CASE("usage names the program and documents every flag", "[options]") {
                                                  "--follow-memory",
                                                  "--pressure",
                                                  "--memory-root",
+                                                 "--partition",
+                                                 "--tenant-header",
+                                                 "--bypass-token",
                                                  "--help"};
   for (const std::string_view flag : every_flag) {
     INFO(flag);

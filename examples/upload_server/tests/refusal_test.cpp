@@ -144,3 +144,32 @@ TEST_CASE("an upload cut off by the shutdown is told 1001 and when to come back"
   CHECK(ws.close_code == 1001);
   CHECK(ws.reason == R"({"reason":"closed","retry_after_ms":9500})");
 }
+
+TEST_CASE("a partition's refusal says limit partition, over HTTP and in a close reason",
+          "[refusal][tenants]") {
+  Rejection rejection = refusal(Reason::no_memory);
+  // Without limit partition, nothing changes (the pool's figures).
+  CHECK_FALSE(nlohmann::json::parse(http_refusal(rejection, milliseconds{2400}).body)
+                  .contains("limit"));
+  CHECK_FALSE(nlohmann::json::parse(websocket_refusal(rejection, milliseconds{2400}).reason)
+                  .contains("limit"));
+
+  rejection.limit = admit::Limit::partition;
+  const auto http = http_refusal(rejection, milliseconds{2400});
+  CHECK(http.status == 503);  // still transient: the partition's uploads end too
+  CHECK(nlohmann::json::parse(http.body).at("limit") == "partition");
+  const auto ws = websocket_refusal(rejection, milliseconds{2400});
+  CHECK(ws.close_code == 1013);
+  const auto close = nlohmann::json::parse(ws.reason);
+  CHECK(close.at("limit") == "partition");
+  CHECK(close.contains("needed_bytes"));
+
+  // The largest figures still fit 123 bytes with the limit, too_large included.
+  const Reason reason = GENERATE(Reason::too_large, Reason::no_memory, Reason::no_slot);
+  const std::uint64_t huge = UINT64_MAX;
+  Rejection big{reason, huge, huge, huge, huge, UINT32_MAX, UINT32_MAX};
+  big.limit = admit::Limit::partition;
+  const auto longest = websocket_refusal(big, milliseconds{INT64_MAX});
+  CHECK(longest.reason.size() <= upload_server::max_close_reason);
+  CHECK(nlohmann::json::parse(longest.reason).at("limit") == "partition");
+}
