@@ -96,7 +96,12 @@ class Controller {
   }
 
   void step_lanes_clock() {
-    const std::chrono::nanoseconds step = lanes_clock_step(rng_, run_.config.mode.max_head_wait);
+    // Every eighth step jumps the whole wait: a short run, which makes only
+    // a dozen steps, still closes windows by time, which coverage demands.
+    const bool jump = run_.clock_steps.load(std::memory_order_relaxed) % 8 == 7;
+    const std::chrono::nanoseconds step =
+        jump ? std::chrono::nanoseconds{run_.config.mode.max_head_wait}
+             : lanes_clock_step(rng_, run_.config.mode.max_head_wait);
     lanes_clock_ns.fetch_add(step.count(), std::memory_order_relaxed);
     run_.clock_steps.fetch_add(1, std::memory_order_relaxed);
     if (step >= run_.config.mode.max_head_wait) {
