@@ -63,7 +63,13 @@ class Partition {
 };
 
 /// A partition's figures, from SlotPool::partition_stats(): exact (taken
-/// under the pool's lock), unlike Stats.
+/// under the pool's lock), unlike Stats. One instant is not covered: a
+/// release gives its bytes and slot back to the pool first (lock-free), then
+/// to its partition under the lock, so for that moment the partition still
+/// counts them and the partitions' sum may exceed Stats::bytes_in_use. The
+/// partition's figure errs on the safe side: a request of that partition is
+/// judged as if the release had not happened yet, and the release then
+/// hands the room to whoever waits.
 struct PartitionStats {
   std::string name;
   PartitionConfig config;
