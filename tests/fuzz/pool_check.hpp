@@ -31,6 +31,7 @@ inline void Run::check() {
   ADMIT_FUZZ_CHECK(s.admitted == model_.stats.admitted, "stats().admitted");
   ADMIT_FUZZ_CHECK(s.rejected == model_.stats.rejected, "stats().rejected (some reason's count)");
   ADMIT_FUZZ_CHECK(s.double_releases == model_.stats.double_releases, "stats().double_releases");
+  ADMIT_FUZZ_CHECK(s.bypassed == model_.stats.bypassed, "stats().bypassed");
   ADMIT_FUZZ_CHECK(s == model_.stats, "stats() differs from the model in another field");
   ADMIT_FUZZ_CHECK(pool_.closed() == model_.closed, "closed()");
   ADMIT_FUZZ_CHECK(pool_.under_pressure() == model_.pressure, "under_pressure()");
@@ -82,6 +83,7 @@ inline void Run::check() {
     for (admit::ReservationRecord& r : records) r.admitted_at = {};
     ADMIT_FUZZ_CHECK(records == expected_records, "reservations() differs from the held ones");
   }
+  check_partitions();
 }
 
 /// One line per operation: the pool's figures, the model's, and for lanes the
@@ -102,6 +104,17 @@ inline void Run::print_step(int step, unsigned op) {
                  static_cast<long long>(model_.now_us - model_.head_since_us()),
                  static_cast<unsigned long long>(model_.passed()),
                  static_cast<unsigned long long>(model_.head_share()));
+  }
+  for (const ModelPartition& p : model_.partitions) {
+    std::fprintf(stderr, "; %s %u-%u%%: bytes %llu/%llu slots %u/%llu waiters %llu", p.name.c_str(),
+                 p.config.guarantee_percent, p.config.ceiling_percent,
+                 static_cast<unsigned long long>(p.bytes),
+                 static_cast<unsigned long long>(model_.ceiling_bytes(p)), p.slots,
+                 static_cast<unsigned long long>(model_.ceiling_slots(p)),
+                 static_cast<unsigned long long>(p.waiters));
+  }
+  if (model_.stats.bypassed != 0) {
+    std::fprintf(stderr, "; bypassed %llu", static_cast<unsigned long long>(model_.stats.bypassed));
   }
   std::fprintf(stderr, ")\n");
 }

@@ -1,6 +1,7 @@
 // pool_run.hpp - one pool_ops run: the operations the input chooses, each
 // done to the pool and to the model (pool_model.hpp) and its answer compared
 // at once; Run::check (pool_check.hpp) then compares everything observable.
+// The partitions' operations and checks are in pool_partitions.hpp.
 #pragma once
 
 #include <admit/pool.hpp>
@@ -63,10 +64,13 @@ struct Outcome {
 
 class Run {
  public:
+  /// `partitions`: nullopt in a run without partitions (its input reads no
+  /// partition bytes); otherwise those to add before the first operation.
   Run(admit_fuzz::FuzzInput& in, const admit::PoolConfig& config, std::uint32_t percent,
-      bool timers)
+      bool timers, const std::optional<std::vector<admit::PartitionConfig>>& partitions)
       : in_{in},
         timers_{timers},
+        partitions_on_{partitions.has_value()},
         tracking_{config.track_reservations},
         fake_clock_{config.fairness == admit::Fairness::lanes &&
                     config.lanes_clock == &fake_lanes_clock},
@@ -76,6 +80,9 @@ class Run {
     // Each run starts the clock anew (the pool reads it only once someone waits).
     fake_now_us.store(clock_start_us, std::memory_order_relaxed);
     model_.now_us = clock_start_us;
+    if (partitions) {
+      for (const admit::PartitionConfig& c : *partitions) add_partition(c);
+    }
   }
 
   void operations() {
@@ -84,7 +91,8 @@ class Run {
     // Lanes runs have one operation more, moving the fake clock; the others
     // read their operations as before lanes existed, so older inputs keep
     // their meaning.
-    const unsigned operation_count = fake_clock_ ? 18 : 17;
+    // Partition runs have two more (add_partition, bypass), after those.
+    const unsigned operation_count = base_operations() + (partitions_on_ ? 2 : 0);
     for (int step = 0; step < max_operations && !in_.empty(); ++step) {
       const unsigned op = in_.byte() % operation_count;
       operation(op);
@@ -139,7 +147,10 @@ class Run {
   }
   std::size_t holder() { return in_.byte() % holder_count; }
 
+  [[nodiscard]] unsigned base_operations() const noexcept { return fake_clock_ ? 18 : 17; }
+
   void operation(unsigned op) {
+    if (op >= base_operations()) return op == base_operations() ? add_partition_op() : bypass();
     switch (op) {
       case 0:
       case 1:
@@ -179,17 +190,19 @@ class Run {
 
   void try_acquire() {
     const std::size_t i = holder();
+    const std::uint16_t p = which_partition();
     const std::uint64_t declared = size();
     const std::uint64_t needed = pool_.bytes_for(declared);
-    admit::Admission a = pool_.try_acquire(declared);
-    const std::optional<Rejection> expected = model_.try_acquire(declared, needed);
+    admit::Admission a =
+        p == 0 ? pool_.try_acquire(declared) : pool_.try_acquire(declared, handles_[p - 1U]);
+    const std::optional<Rejection> expected = model_.try_acquire(declared, needed, p);
     if (expected) {
       ADMIT_FUZZ_CHECK(!a.has_value(), "try_acquire admitted what the model refuses");
       ADMIT_FUZZ_CHECK(a.error() == *expected, "try_acquire's Rejection differs from the model's");
       return;
     }
     ADMIT_FUZZ_CHECK(a.has_value(), "try_acquire refused what the model admits");
-    hold(i, std::move(*a), {true, needed, declared, {}});
+    hold(i, std::move(*a), {true, needed, declared, {}, p});
   }
 
   /// Puts `r` in holder i, releasing what it held before (as operator= does).
@@ -216,16 +229,18 @@ class Run {
   /// request the model answers at once.
   void acquire_at_once() {
     const std::size_t i = holder();
+    const std::uint16_t p = which_partition();
     const std::uint64_t declared = size();
     const std::uint64_t needed = pool_.bytes_for(declared);
     const bool expired = in_.flag();
-    if (model_.would_queue(needed, expired)) return;  // it would block this thread
-    const Model::WaitStart start = model_.start_waiting(declared, needed, expired);
+    if (model_.would_queue(needed, expired, p)) return;  // it would block this thread
+    const Model::WaitStart start = model_.start_waiting(declared, needed, expired, p);
     // Not time_point::max(): a pool that waits where the model answers at
     // once then fails here, instead of hanging the fuzzer.
     const Clock::time_point deadline =
         Clock::now() + (expired ? -std::chrono::seconds{1} : std::chrono::seconds{5});
-    admit::Admission a = pool_.acquire(declared, deadline);
+    admit::Admission a = p == 0 ? pool_.acquire(declared, deadline)
+                                : pool_.acquire(declared, deadline, handles_[p - 1U]);
     ADMIT_FUZZ_CHECK(expired || a || a.error().reason != Reason::timeout,
                      "acquire waited where the model answers at once");
     if (start.refused) {
@@ -234,12 +249,13 @@ class Run {
       return;
     }
     ADMIT_FUZZ_CHECK(a.has_value(), "acquire refused what the model admits");
-    hold(i, std::move(*a), {true, needed, declared, {}});
+    hold(i, std::move(*a), {true, needed, declared, {}, p});
   }
 
   void async_acquire() {
     if (next_request_ == request_count) return;
     const std::size_t r = next_request_++;
+    const std::uint16_t p = which_partition();
     const std::uint64_t declared = size();
     const std::uint64_t needed = pool_.bytes_for(declared);
     // A future deadline starts the pool's timer thread, and an expiring one
@@ -254,18 +270,18 @@ class Run {
     if (!timers_ && (kind == Deadline::far || kind == Deadline::expiring)) kind = Deadline::none;
     // An expiring deadline may pass before the pool looks at it: only where
     // that changes nothing (the request would wait) is it deterministic.
-    if (kind == Deadline::expiring && !model_.would_queue(needed, false)) kind = Deadline::far;
+    if (kind == Deadline::expiring && !model_.would_queue(needed, false, p)) kind = Deadline::far;
     const Model::WaitStart start =
-        model_.start_waiting(declared, needed, kind == Deadline::expired);
+        model_.start_waiting(declared, needed, kind == Deadline::expired, p);
     ModelRequest& m = model_.requests[r];
     m.made = true;
     if (start.queued) {
-      model_.enqueue(r, declared, needed);
+      model_.enqueue(r, declared, needed, p);
     } else {
       m.answered = true;
       m.admitted = !start.refused;
       if (start.refused) m.rejection = *start.refused;
-      if (m.admitted) m.holding = {true, needed, declared, {}};
+      if (m.admitted) m.holding = {true, needed, declared, {}, p};
     }
 
     Outcome& o = outcomes_[r];
@@ -281,18 +297,16 @@ class Run {
     };
     switch (kind) {
       case Deadline::none:
-        tickets_[r] = pool_.async_acquire(declared, handler);
+        tickets_[r] = async_in(p, declared, std::nullopt, handler);
         break;
       case Deadline::far:
-        tickets_[r] = pool_.async_acquire(declared, Clock::now() + std::chrono::hours{1}, handler);
+        tickets_[r] = async_in(p, declared, Clock::now() + std::chrono::hours{1}, handler);
         break;
       case Deadline::expired:
-        tickets_[r] =
-            pool_.async_acquire(declared, Clock::now() - std::chrono::seconds{1}, handler);
+        tickets_[r] = async_in(p, declared, Clock::now() - std::chrono::seconds{1}, handler);
         break;
       case Deadline::expiring:
-        tickets_[r] =
-            pool_.async_acquire(declared, Clock::now() + std::chrono::microseconds{200}, handler);
+        tickets_[r] = async_in(p, declared, Clock::now() + std::chrono::microseconds{200}, handler);
         // The timer thread answers it, then hands what is free to the others
         // (lanes: on the fake clock, which stands still meanwhile); the model
         // does the same, and the fuzzer waits for every handler it expects to
@@ -376,8 +390,7 @@ class Run {
     ModelHolding& h = holdings_[i];
     const std::uint64_t expected = h.held ? std::min(fewer, h.bytes) : 0;
     ADMIT_FUZZ_CHECK(given == expected, "shrink gave back another amount than the model");
-    h.bytes -= expected;
-    model_.stats.bytes_in_use -= expected;
+    model_.give_back_bytes(h, expected);
     if (expected != 0) model_.dispatch();
   }
 
@@ -404,6 +417,7 @@ class Run {
       return;
     }
     pool_.set_memory_budget(budget);
+    if (budget < model_.stats.memory_budget) budget_lowered_ = true;
     model_.set_memory_budget(budget);
   }
 
@@ -469,8 +483,20 @@ class Run {
   void check();
   void print_step(int step, unsigned op);
 
+  // pool_partitions.hpp
+  std::uint16_t which_partition();
+  admit::PartitionConfig partition_config();
+  void add_partition(const admit::PartitionConfig& config);
+  void add_partition_op();
+  void bypass();
+  template <class Handler>
+  admit::Ticket async_in(std::uint16_t p, std::uint64_t declared,
+                         std::optional<Clock::time_point> deadline, Handler& handler);
+  void check_partitions();
+
   admit_fuzz::FuzzInput& in_;
   bool timers_;
+  bool partitions_on_;  // a partition run: partition bytes and operations
   bool tracking_;
   bool fake_clock_;  // lanes on fake_lanes_clock: advance_clock is an operation
   std::int64_t max_head_wait_us_;
@@ -484,8 +510,11 @@ class Run {
   std::size_t next_request_ = 0;
   std::vector<bool> slot_taken_;
   std::vector<admit::ReservationRecord> expected_records_;
+  std::vector<admit::Partition> handles_;  // partition id i is handles_[i - 1]
+  bool budget_lowered_ = false;            // since when a partition may hold more than its ceiling
 };
 
 }  // namespace pool_fuzz
 
 #include "pool_check.hpp"
+#include "pool_partitions.hpp"
