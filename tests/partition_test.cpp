@@ -153,6 +153,28 @@ TEST_CASE("a request larger than its partition's ceiling is too_large, at once",
   CHECK(waited.error().reason == Reason::too_large);
   CHECK(pool.stats().waiters == 0);
   CHECK(pool.stats(batch).rejected.too_large == 2);
+
+  // Permanent whatever the deadline: an expired one does not turn it into a
+  // timeout, which a client would retry. One that fits still times out.
+  const auto past = Pool::clock::now() - std::chrono::seconds{1};
+  const Admission expired = pool.acquire(31 * MiB, past, batch);
+  REQUIRE_FALSE(expired);
+  CHECK(expired.error().reason == Reason::too_large);
+  CHECK(expired.error().limit == Limit::partition);
+  CHECK(expired.error().memory_budget == 30 * MiB);
+  std::optional<Admission> answer;
+  static_cast<void>(pool.async_acquire(31 * MiB, past, batch,
+                                       [&](Admission a) { answer.emplace(std::move(a)); }));
+  REQUIRE(answer.has_value());
+  REQUIRE_FALSE(*answer);
+  CHECK(answer->error().reason == Reason::too_large);
+  CHECK(answer->error().limit == Limit::partition);
+  const Admission fits = pool.acquire(MiB, past, batch);
+  REQUIRE_FALSE(fits);
+  CHECK(fits.error().reason == Reason::timeout);
+  CHECK(pool.stats(batch).rejected.too_large == 4);
+  CHECK(pool.stats(batch).rejected.timeout == 1);
+  CHECK(pool.stats().bytes_in_use == 0);
 }
 
 TEST_CASE("the pool's own limits still hold for a partition, and say so", "[partition]") {

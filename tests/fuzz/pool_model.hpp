@@ -368,6 +368,11 @@ class Model {
     if (needed > stats.memory_budget) {
       return {false, refuse(Reason::too_large, declared, needed, id)};
     }
+    // too_large is permanent: over the partition's whole ceiling, an expired
+    // deadline still hears it, not timeout.
+    if (id != 0 && needed > ceiling_bytes(partition(id))) {
+      return {false, refuse(Refusal{Reason::too_large, true}, declared, needed, id)};
+    }
     if (deadline_passed) return {false, refuse(Reason::timeout, declared, needed, id)};
     const std::optional<Refusal> why = first_refusal(needed, id);
     if (!why) {

@@ -208,6 +208,19 @@ inline std::optional<CoreAdmission> PoolCore::refuse_before_waiting(
   }
   // An expired deadline fails at once and takes nothing.
   if (deadline <= Clock::now()) {
+    if (partition != 0) {
+      // too_large is the one permanent answer: a request over its partition's
+      // whole ceiling hears it whatever its deadline, as one over the budget
+      // does. The ceiling follows the budget, which changes under mutex_.
+      const std::scoped_lock lock{mutex_};
+      const std::uint64_t now_budget = budget_.load(std::memory_order_relaxed);
+      const PartitionState& p = partitions_->at(partition);
+      if (needed > p.ceiling_bytes(now_budget)) {
+        return counted({false, {}, partition_rejection(Reason::too_large, declared_size, needed, p,
+                                                       now_budget)},
+                       partition);
+      }
+    }
     return refuse(Reason::timeout, declared_size, needed, word, budget, partition);
   }
   return std::nullopt;
