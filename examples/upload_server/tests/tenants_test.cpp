@@ -27,7 +27,7 @@ std::string parse_error(std::vector<std::string_view> args) {
 
 }  // namespace
 
-TEST_CASE("--partition reads NAME:GUARANTEE%:CEILING%", "[options][tenants]") {
+TEST_CASE("the --partition flag reads NAME:GUARANTEE%:CEILING%", "[options][tenants]") {
   const PartitionFlag flag = upload_server::parse_partition_flag("batch:10%:30%");
   CHECK(flag.name == "batch");
   CHECK(flag.config.guarantee_percent == 10);
@@ -38,7 +38,7 @@ TEST_CASE("--partition reads NAME:GUARANTEE%:CEILING%", "[options][tenants]") {
   CHECK(zero.config.ceiling_percent == 100);
 }
 
-TEST_CASE("--partition refuses malformed values, naming the flag and quoting them",
+TEST_CASE("the --partition flag refuses malformed values, naming the flag and quoting them",
           "[options][tenants]") {
   const std::string forms = "expected NAME:GUARANTEE%:CEILING% such as batch:10%:30%, got '";
   for (const std::string_view bad :
@@ -59,7 +59,7 @@ TEST_CASE("--partition refuses malformed values, naming the flag and quoting the
                  "--partition: admit::PartitionConfig::ceiling_percent must be in 1..100"));
 }
 
-TEST_CASE("--partition refuses a name given twice and guarantees over 100 %",
+TEST_CASE("the --partition flag refuses a name given twice and guarantees over 100 %",
           "[options][tenants]") {
   CHECK(parse_error({"--partition", "a:10%:30%", "--partition=a:0%:50%"}) ==
         "--partition: partition 'a' is given twice");
@@ -68,7 +68,7 @@ TEST_CASE("--partition refuses a name given twice and guarantees over 100 %",
   CHECK(parse({"--partition", "a:60%:100%", "--partition", "b:40%:50%"}).partitions.size() == 2);
 }
 
-TEST_CASE("--tenant-header takes effect only with --partition", "[options][tenants]") {
+TEST_CASE("the --tenant-header flag takes effect only with --partition", "[options][tenants]") {
   CHECK(parse_error({"--tenant-header", "X-Api-Key"}) ==
         "--tenant-header: takes effect only with --partition; without partitions there is no "
         "tenant to pick");
@@ -81,7 +81,7 @@ TEST_CASE("--tenant-header takes effect only with --partition", "[options][tenan
         "--tenant-header: expected a header name such as X-Tenant, got ''");
 }
 
-TEST_CASE("--bypass-token wants at least 16 printable characters", "[options][tenants]") {
+TEST_CASE("the --bypass-token flag wants at least 16 printable characters", "[options][tenants]") {
   CHECK(parse({"--bypass-token", "0123456789abcdef"}).bypass_token == "0123456789abcdef");
   const std::string expected =
       "--bypass-token: expected a token of at least 16 printable "
