@@ -117,6 +117,9 @@ class SlotPool {
   /// in lanes mode the same once the head's passing window is closed).
   [[nodiscard]] ADMIT_ALWAYS_INLINE Admission try_acquire(std::uint64_t declared_size) noexcept {
     const std::uint64_t needed = policy_.bytes_for(declared_size);
+    // Built here, from the claim, so that success copies no Rejection.
+    if (detail::SlotClaim claim; core_.try_claim(needed, claim)) [[likely]]
+      return Admission{detail::ReservationAccess::adopt(core_, needed, declared_size, claim)};
     return answer(declared_size, needed, core_.try_acquire(declared_size, needed));
   }
 

@@ -85,6 +85,7 @@ class alignas(cache_line_size) PoolCore {
   explicit PoolCore(const PoolConfig& config)
       : budget_{validated(config).memory_budget},
         slots_{config.slots},
+        full_word_{packed::make(0, config.slots)},
         fifo_{config.fairness != Fairness::barging},
         lanes_{config.fairness == Fairness::lanes},
         max_waiters_{config.max_waiters},
@@ -116,9 +117,43 @@ class alignas(cache_line_size) PoolCore {
 
   // --- Admission without waiting --------------------------------------------
 
-  /// Takes one slot and `needed` bytes together, or says why not.
-  [[nodiscard]] ADMIT_ALWAYS_INLINE CoreAdmission try_acquire(std::uint64_t declared_size,
-                                          std::uint64_t needed) noexcept {
+  /// The admission fast path: takes one slot and `needed` bytes together
+  /// into `claim` and returns true, or returns false having taken nothing
+  /// and counted nothing, for anything unusual (waiters, closed, pressure,
+  /// partitions, a full pool, too little memory): then the caller asks try_acquire, which decides.
+  /// Everything a refusal needs is kept out of here, so this inlines into
+  /// each call site at the cost of a CAS and a few compares.
+  [[nodiscard]] ADMIT_ALWAYS_INLINE bool try_claim(std::uint64_t needed,
+                                                   SlotClaim& claim) noexcept {
+    // relaxed: the budget is a plain setting that orders no other data.
+    const std::uint64_t budget = budget_.load(std::memory_order_relaxed);
+    // relaxed: only a first guess, validated by the CAS below.
+    std::uint64_t word = state_.load(std::memory_order_relaxed);
+    if (needed > budget) [[unlikely]]
+      return false;
+    for (;;) {
+      // One unsigned compare for two cases: the attention bit (63) or a full
+      // pool (the slots field at slots_) make the word at least full_word_.
+      // Then the bytes, without overflow: bytes(word) < 2^43, needed < 2^43.
+      if (word >= full_word_ || packed::bytes(word) + needed > budget) [[unlikely]]
+        return false;
+      // acquire on success: pairs with the release RMWs that gave capacity
+      // back (release(), give_back()). relaxed on failure: `word` is
+      // reloaded and checked again.
+      if (state_.compare_exchange_weak(word, word + packed::one_slot + needed,
+                                       std::memory_order_acquire, std::memory_order_relaxed))
+          [[likely]]
+        break;
+    }
+    const std::uint64_t taken = word + packed::one_slot + needed;
+    note_peaks(taken);
+    claim = bitmap_.claim();
+    return true;
+  }
+
+  /// Takes one slot and `needed` bytes together, or says why not (counted).
+  [[nodiscard]] ADMIT_COLD CoreAdmission try_acquire(std::uint64_t declared_size,
+                                                     std::uint64_t needed) noexcept {
     const Attempt a = attempt</*ForQueue=*/false>(needed);
     if (a.admitted) return {true, a.claim, {}};
     return refuse(a.reason, declared_size, needed, a.word, a.budget);
@@ -625,7 +660,16 @@ class alignas(cache_line_size) PoolCore {
 #endif
   }
 
+  /// Keeps the peaks exact. Once they are reached this is two loads of a
+  /// line nobody writes and two compares; raising them is out of line.
   void note_peaks(std::uint64_t word) noexcept {
+    // relaxed: statistics; raise_peaks re-reads them in its CAS loops.
+    if (packed::bytes(word) > peak_bytes_.load(std::memory_order_relaxed) ||
+        packed::slots(word) > peak_slots_.load(std::memory_order_relaxed)) [[unlikely]]
+      raise_peaks(word);
+  }
+
+  ADMIT_COLD void raise_peaks(std::uint64_t word) noexcept {
     raise_to(peak_bytes_, packed::bytes(word));
     raise_to(peak_slots_, packed::slots(word));
   }
@@ -644,6 +688,9 @@ class alignas(cache_line_size) PoolCore {
   // Read on every admission, written only by configuration changes.
   alignas(cache_line_size) std::atomic<std::uint64_t> budget_;
   const std::uint32_t slots_;
+  // The smallest word try_claim must not admit from: a full pool's (the
+  // attention bit is above it). slots_ <= packed::max_slots keeps it < 2^63.
+  const std::uint64_t full_word_;
   const bool fifo_;   // FIFO or lanes: newcomers do not simply pass waiters
   const bool lanes_;  // Fairness::lanes
   const std::uint32_t max_waiters_;
