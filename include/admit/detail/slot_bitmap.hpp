@@ -13,7 +13,7 @@
 // clears its bit here before it gives the slot back there. So at every moment
 // set bits <= slots admitted, and a caller holding an admitted slot always has
 // a clear bit to find. claim() may have to scan again when other threads move
-// bits under it, but every failed fetch_or means another thread succeeded:
+// bits under it, but every failed bit set means another thread succeeded:
 // the loop is lock-free, not wait-free. The scan starts at a hint (the word
 // after the last one that filled up, pulled back when a full word frees a
 // bit), so low indices are preferred and a pool of many slots does not rescan
@@ -33,7 +33,7 @@
 //        claim was given back already (a stale copy, whether or not another
 //        reservation holds the slot since): nothing is touched;
 //     3. stores generation + 1, so that later releases of the claim fail 2;
-//     4. clears the bit with fetch_and, whose result is the final arbiter:
+//     4. clears the bit (an atomic bit clear), whose result is the final arbiter:
 //        only the release that saw the bit set gives the slot back. Two
 //        copies released at the same time may both pass 2 and 3 (storing the
 //        same value); exactly one of them wins here.
@@ -49,7 +49,7 @@
 //   generations match and the newcomer's slot is freed). Two releases of one
 //   claim that are not ordered give the slot back exactly once, unless the
 //   loser passes step 2 before the winner's step 3 reaches it and a third
-//   thread claims the slot between the winner's fetch_and and the loser's:
+//   thread claims the slot between the winner's bit clear and the loser's:
 //   then the loser frees the newcomer's slot (the race that a check without
 //   a read-modify-write cannot close).
 #pragma once
@@ -60,6 +60,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+
+#include "atomic_bits.hpp"
+#include "compiler.hpp"
 
 namespace admit::detail {
 
@@ -105,41 +108,20 @@ class SlotBitmap {
   /// Precondition: the caller holds an admitted slot in the pool's packed word
   /// (see the file comment); otherwise this may spin until a slot is released.
   [[nodiscard]] SlotClaim claim() noexcept {
-    // relaxed: a hint at where to start; any word may be tried, the scan wraps.
-    const std::uint32_t start = word_count_ == 1 ? 0 : hint_.load(std::memory_order_relaxed);
-    for (;;) {
-      for (std::uint32_t i = 0; i < word_count_; ++i) {
-        const std::uint32_t w = start + i < word_count_ ? start + i : start + i - word_count_;
-        Word& word = words_[w];
-        // relaxed: only a hint at which bit to try; the fetch_or below decides.
-        std::uint64_t bits = word.bits.load(std::memory_order_relaxed);
-        while (bits != ~std::uint64_t{0}) {
-          const std::uint64_t mask = std::uint64_t{1} << std::countr_one(bits);
-          // acquire: pairs with the fetch_and(release) in release(), so the
-          // previous holder's writes to per-slot data (and its store of the
-          // slot's generation) happen before ours.
-          const std::uint64_t before = word.bits.fetch_or(mask, std::memory_order_acquire);
-          if ((before & mask) == 0) {
-            // relaxed: a statistic, summed by claims(); the line is already ours.
-            word.claims.fetch_add(1, std::memory_order_relaxed);
-            if ((before | mask) == ~std::uint64_t{0} && word_count_ > 1) {
-              // This word is full: the next claim starts past it, so a large
-              // pool does not rescan its full low words on every admission.
-              // relaxed: a hint, written only when a word fills up.
-              hint_.store(w + 1 < word_count_ ? w + 1 : 0, std::memory_order_relaxed);
-            }
-            const auto bit = static_cast<std::uint32_t>(std::countr_zero(mask));
-            // relaxed: the fetch_or(acquire) above read the last holder's
-            // fetch_and(release) (or a later RMW of this word, all in its
-            // release sequence), which that holder sequenced after storing
-            // the generation: this load sees that store, the current value.
-            // The line is ours already: the fetch_or just wrote it.
-            return {w * per_word + bit, word.generations[bit].load(std::memory_order_relaxed)};
-          }
-          bits = before | mask;
-        }
-      }
+    // The usual case, straight through: the hinted word has a free bit and
+    // nobody takes it first. The hint is 0 in a one-word pool (never moved).
+    // relaxed: a hint at where to start; the scan below may try any word.
+    const std::uint32_t w = hint_.load(std::memory_order_relaxed);
+    Word& word = words_[w];
+    // relaxed: only a hint at which bit to try; the bit set below decides.
+    const std::uint64_t bits = word.bits.load(std::memory_order_relaxed);
+    if (bits != ~std::uint64_t{0}) [[likely]] {
+      const auto bit = static_cast<std::uint32_t>(std::countr_one(bits));
+      // acquire: as in claim_scan().
+      if (!atomic_set_bit(word.bits, bit, std::memory_order_acquire)) [[likely]]
+        return claimed(word, w, bit, bits);
     }
+    return claim_scan(w);
   }
 
   /// Gives `claim`'s slot back if, and only if, it is still held under that
@@ -153,24 +135,21 @@ class SlotBitmap {
     // relaxed: written only by releases of this slot; one ordered before
     // ours happens-before this load (through whatever ordered it, or
     // through the bitmap's release/acquire pair to our claim), so we see
-    // its store and refuse. Unordered ones are decided by the fetch_and.
+    // its store and refuse. Unordered ones are decided by the bit clear.
     if (generation.load(std::memory_order_relaxed) != claim.generation) [[unlikely]] {
       return Release::stale;
     }
-    // relaxed: published to the slot's next claimer by the fetch_and(release)
+    // relaxed: published to the slot's next claimer by the bit clear (release)
     // below, and to later releases of this claim as the load above says.
     generation.store(static_cast<std::uint16_t>(claim.generation + 1), std::memory_order_relaxed);
-    const std::uint64_t mask = std::uint64_t{1} << bit;
-    // release: pairs with the fetch_or(acquire) in claim(), see there.
-    const std::uint64_t before = word.bits.fetch_and(~mask, std::memory_order_release);
-    if ((before & mask) == 0) [[unlikely]]
+    // release: pairs with the bit's setting (acquire) in claim(), see there.
+    if (!atomic_clear_bit(word.bits, bit, std::memory_order_release)) [[unlikely]]
       return Release::not_held;
-    // relaxed: a hint. Pulling it back to a freed word keeps low indices
-    // preferred; it is only written when this word was full (the hint had
-    // moved past it), so a busy pool rarely writes it.
-    if (const std::uint32_t w = claim.slot / per_word; before == ~std::uint64_t{0} &&
-                                                       word_count_ > 1 &&
-                                                       w < hint_.load(std::memory_order_relaxed)) {
+    // relaxed: a hint. Pulling it back to a freed word below it keeps low
+    // indices preferred; it moves past a word only when that word fills up,
+    // so a busy pool rarely writes it, and reading it shares a quiet line.
+    if (const std::uint32_t w = claim.slot / per_word;
+        word_count_ > 1 && w < hint_.load(std::memory_order_relaxed)) [[unlikely]] {
       hint_.store(w, std::memory_order_relaxed);
     }
     return Release::released;
@@ -223,6 +202,50 @@ class SlotBitmap {
                 "a word, its count and its generations share a line");
   static_assert(std::atomic<std::uint16_t>::is_always_lock_free,
                 "the generations must be lock-free: release() runs on the admission path");
+
+  /// claim() when the hinted word was full or its bit was taken first: every
+  /// word from `start` on, wrapping, until a bit is ours.
+  ADMIT_COLD SlotClaim claim_scan(std::uint32_t start) noexcept {
+    for (;;) {
+      for (std::uint32_t i = 0; i < word_count_; ++i) {
+        const std::uint32_t w = start + i < word_count_ ? start + i : start + i - word_count_;
+        Word& word = words_[w];
+        // relaxed: only a hint at which bit to try; the bit set below decides.
+        std::uint64_t bits = word.bits.load(std::memory_order_relaxed);
+        while (bits != ~std::uint64_t{0}) {
+          const auto bit = static_cast<std::uint32_t>(std::countr_one(bits));
+          // acquire: pairs with the bit's clearing (release) in release(), so
+          // the previous holder's writes to per-slot data (and its store of
+          // the slot's generation) happen before ours.
+          if (!atomic_set_bit(word.bits, bit, std::memory_order_acquire)) {
+            return claimed(word, w, bit, bits);
+          }
+          // relaxed: another thread took the bit; look again at what is free.
+          bits = word.bits.load(std::memory_order_relaxed);
+        }
+      }
+    }
+  }
+
+  /// Bit `bit` of word `w` is ours now; `bits` is how the word looked just
+  /// before (a relaxed view).
+  SlotClaim claimed(Word& word, std::uint32_t w, std::uint32_t bit,
+                    std::uint64_t bits) noexcept {
+    // relaxed: a statistic, summed by claims(); the line is already ours.
+    word.claims.fetch_add(1, std::memory_order_relaxed);
+    // This claim may have filled the word: the next one starts past it, so a
+    // large pool does not rescan its full low words on every admission.
+    // relaxed: a hint, written only when a word fills up; a stale view of
+    // the bits only makes the next claim start its scan elsewhere.
+    if (word_count_ > 1 && (bits | std::uint64_t{1} << bit) == ~std::uint64_t{0}) {
+      hint_.store(w + 1 < word_count_ ? w + 1 : 0, std::memory_order_relaxed);
+    }
+    // relaxed: the bit set (acquire) read the last holder's bit clear
+    // (release) (or a later RMW of this word, all in its release sequence),
+    // which that holder sequenced after storing the generation: this load
+    // sees that store, the current value. The line is ours already.
+    return {w * per_word + bit, word.generations[bit].load(std::memory_order_relaxed)};
+  }
 
   std::uint32_t slots_;
   std::uint32_t word_count_;
