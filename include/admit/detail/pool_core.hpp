@@ -564,13 +564,9 @@ class alignas(cache_line_size) PoolCore {
   void dequeue_locked(Waiter& w) noexcept;
 
   static void notify_locked(Waiter& w, ReadyList& ready) noexcept {
-    // Under mutex_, so a blocking waiter cannot return (destroying `wakeup`)
-    // before this call is over.
-    if (w.async != nullptr) {
-      ready.push(*w.async);
-    } else {
-      w.wakeup->notify_one();
-    }
+    // Told once mutex_ is released: a woken waiter does not then block on
+    // the mutex its notifier still holds (ReadyList, wait_until_told).
+    ready.push(w);
   }
 
   /// Completes `ready` with mutex_ released, then takes it again.

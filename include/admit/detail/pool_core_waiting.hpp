@@ -52,6 +52,8 @@ inline CoreAdmission PoolCore::acquire_until(std::uint64_t declared_size, std::u
       complete_outside(lock, ready);
     }
   }
+  lock.unlock();
+  wait_until_told(self);  // `wakeup` and `self` die on return
   if (self.state == Waiter::State::granted) return {true, self.claim, {}};
   return {false, {}, self.rejection};
 }
