@@ -49,6 +49,10 @@ std::future<Admission> queue_blocking(Pool& pool, std::uint64_t bytes,
   auto waiter = std::async(std::launch::async,
                            [&pool, bytes, timeout] { return pool.acquire_for(bytes, timeout); });
   REQUIRE(eventually([&] { return pool.stats().waiters == before + 1; }));
+  // stats() is a lock-free snapshot: it can show the waiter a moment before
+  // the enqueue, still under the pool's lock, raises the attention bit that
+  // makes try_acquire queue behind it. Taking the lock waits for that.
+  static_cast<void>(pool.head_waiter_needs());
   return waiter;
 }
 
