@@ -25,8 +25,8 @@
 //   At 90 % of the operations the main thread calls close(); the workers go
 //   on to the end, give everything back and wait for their async answers;
 //   then the main thread empties the hand-over boxes and calls wait_idle.
-//   The seed fixes each thread's choices, not the interleaving: a failure is
-//   reproduced by rerunning with the seed it printed, possibly many times.
+//   --seed N fixes each thread's choices, not the interleaving: a failure is
+//   reproduced by rerunning with the N it printed, possibly many times.
 //
 // Checked throughout (each failure is a violation: counted, the first 25 printed)
 //   - slots_in_use <= slots, waiters <= max_waiters; bytes_in_use, the

@@ -449,7 +449,8 @@ class alignas(cache_line_size) PoolCore {
                              std::uint64_t needed) const noexcept {
     if (d.attempt.admitted) return {true, d.attempt.claim, {}};
     if (d.by_partition) return {false, {}, *d.by_partition};
-    return {false, {},
+    return {false,
+            {},
             rejection(d.attempt.reason, declared_size, needed, d.attempt.word, d.attempt.budget)};
   }
 
@@ -516,10 +517,10 @@ class alignas(cache_line_size) PoolCore {
   /// update_attention_locked() publishes it.
   void set_blocked_locked() noexcept {
     // relaxed: published by the release RMW in update_attention_locked.
-    blocked_.store(closed_.load(std::memory_order_relaxed)          ? Blocked::closed
-                   : pressure_.load(std::memory_order_relaxed)      ? Blocked::pressure
+    blocked_.store(closed_.load(std::memory_order_relaxed)        ? Blocked::closed
+                   : pressure_.load(std::memory_order_relaxed)    ? Blocked::pressure
                    : partitioned_.load(std::memory_order_relaxed) ? Blocked::partitioned
-                                                                    : Blocked::no,
+                                                                  : Blocked::no,
                    std::memory_order_relaxed);
   }
 
@@ -609,8 +610,7 @@ class alignas(cache_line_size) PoolCore {
   CoreAdmission refuse(Reason reason, std::uint64_t declared_size, std::uint64_t needed,
                        std::uint64_t word, std::uint64_t budget,
                        std::uint16_t partition = 0) noexcept {
-    return counted({false, {}, rejection(reason, declared_size, needed, word, budget)},
-                   partition);
+    return counted({false, {}, rejection(reason, declared_size, needed, word, budget)}, partition);
   }
 
   /// Counts refusal `a` for the pool and for `partition` (0: none).
@@ -730,5 +730,5 @@ class alignas(cache_line_size) PoolCore {
 }  // namespace admit::detail
 
 // The slow path's definitions (waiting, close, budget changes; partitions).
-#include "pool_core_waiting.hpp"     // IWYU pragma: export
 #include "pool_core_partitions.hpp"  // IWYU pragma: export
+#include "pool_core_waiting.hpp"     // IWYU pragma: export

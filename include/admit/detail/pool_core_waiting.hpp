@@ -218,9 +218,11 @@ inline std::optional<CoreAdmission> PoolCore::refuse_before_waiting(
       const std::uint64_t now_budget = budget_.load(std::memory_order_relaxed);
       const PartitionState& p = partitions_->at(partition);
       if (needed > p.ceiling_bytes(now_budget)) {
-        return counted({false, {}, partition_rejection(Reason::too_large, declared_size, needed, p,
-                                                       now_budget)},
-                       partition);
+        return counted(
+            {false,
+             {},
+             partition_rejection(Reason::too_large, declared_size, needed, p, now_budget)},
+            partition);
       }
     }
     return refuse(Reason::timeout, declared_size, needed, word, budget, partition);
@@ -333,17 +335,19 @@ inline void PoolCore::dequeue_locked(Waiter& w) noexcept {
 }
 
 // Out of line and cold: attempt() stays small enough to inline.
-ADMIT_COLD inline PoolCore::Attempt PoolCore::behind_queue(std::uint64_t needed,
-                                                         std::uint64_t word,
-                                                         std::uint64_t budget) noexcept {
+ADMIT_COLD inline PoolCore::Attempt PoolCore::behind_queue(std::uint64_t needed, std::uint64_t word,
+                                                           std::uint64_t budget) noexcept {
   if (needed > budget) return {false, Reason::too_large, {}, word, budget};
   if (lanes_) {
     const std::scoped_lock lock{mutex_};
     if (const Blocked blocked = blocked_.load(std::memory_order_relaxed);
         blocked == Blocked::closed || blocked == Blocked::pressure) {
       // Closed or under pressure since the caller looked (under mutex_: exact).
-      return {false, blocked == Blocked::closed ? Reason::closed : Reason::pressure, {},
-              state_.load(std::memory_order_relaxed), budget};
+      return {false,
+              blocked == Blocked::closed ? Reason::closed : Reason::pressure,
+              {},
+              state_.load(std::memory_order_relaxed),
+              budget};
     }
     if (may_pass_locked(needed) == Pass::open) {
       const Attempt a = attempt</*ForQueue=*/true>(needed);

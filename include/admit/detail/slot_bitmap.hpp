@@ -229,8 +229,7 @@ class SlotBitmap {
 
   /// Bit `bit` of word `w` is ours now; `bits` is how the word looked just
   /// before (a relaxed view).
-  SlotClaim claimed(Word& word, std::uint32_t w, std::uint32_t bit,
-                    std::uint64_t bits) noexcept {
+  SlotClaim claimed(Word& word, std::uint32_t w, std::uint32_t bit, std::uint64_t bits) noexcept {
     // relaxed: a statistic, summed by claims(); the line is already ours.
     word.claims.fetch_add(1, std::memory_order_relaxed);
     // This claim may have filled the word: the next one starts past it, so a

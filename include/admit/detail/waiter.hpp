@@ -41,8 +41,8 @@ struct Waiter {
   std::uint64_t needed;
   State state = State::created;
   std::uint16_t partition = 0;  // the partition asked in (partition.hpp); 0: none
-  SlotClaim claim{};      // valid once granted: the slot and its generation
-  Rejection rejection{};  // valid once refused
+  SlotClaim claim{};            // valid once granted: the slot and its generation
+  Rejection rejection{};        // valid once refused
 
   // Queue links; null when not queued.
   Waiter* prev = nullptr;
